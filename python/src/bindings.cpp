@@ -1,0 +1,273 @@
+// _infsim: the thin binding between the Python package (compiler, runtime
+// API, CLI) and the C++ ISA, executable container and SystemC chip model.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <fmt/format.h>
+
+#include <array>
+
+#include "isa/executable.h"
+#include "isa/isa_support.h"
+#include "sim/chip.h"
+#include "sim/config.h"
+
+namespace py = pybind11;
+using namespace infsim;
+
+namespace {
+
+template <typename E>
+E enum_from(const std::string& s, const char* what) {
+  E e;
+  if (!isa::parse(s, e)) throw py::value_error(std::string("unknown ") + what + " '" + s + "'");
+  return e;
+}
+
+isa::Location location_from(const std::string& s) {
+  for (auto l : {isa::Location::dram, isa::Location::sbuf, isa::Location::psum})
+    if (s == isa::to_string(l)) return l;
+  throw py::value_error("unknown location '" + s + "'");
+}
+
+isa::DmaEndpoint endpoint_from(const py::dict& d) {
+  isa::DmaEndpoint e;
+  e.loc = location_from(d["loc"].cast<std::string>());
+  e.dtype = enum_from<isa::Dtype>(d["dtype"].cast<std::string>(), "dtype");
+  e.address = d["address"].cast<uint64_t>();
+  if (d.contains("part_start")) e.part_start = d["part_start"].cast<uint32_t>();
+  e.part_count = d["part_count"].cast<uint32_t>();
+  if (d.contains("part_step")) e.part_step = d["part_step"].cast<int64_t>();
+  const auto dims = d["dims"].cast<std::vector<std::pair<uint32_t, int32_t>>>();
+  if (dims.size() > 4) throw py::value_error("at most 4 free dimensions");
+  e.ndim = static_cast<uint32_t>(dims.size());
+  for (size_t i = 0; i < dims.size(); ++i) e.dims[i] = {dims[i].first, dims[i].second};
+  return e;
+}
+
+py::dict endpoint_to(const isa::DmaEndpoint& e) {
+  py::dict d;
+  d["loc"] = isa::to_string(e.loc);
+  d["dtype"] = isa::to_string(e.dtype);
+  d["address"] = e.address;
+  d["part_start"] = e.part_start;
+  d["part_count"] = e.part_count;
+  d["part_step"] = e.part_step;
+  py::list dims;
+  for (uint32_t i = 0; i < e.ndim; ++i) dims.append(py::make_tuple(e.dims[i].num, e.dims[i].step));
+  d["dims"] = dims;
+  return d;
+}
+
+py::dict run_result(const sim::RunResult& r) {
+  py::dict d;
+  py::dict outs;
+  for (const auto& [name, bytes] : r.outputs)
+    outs[py::str(name)] = py::bytes(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  d["outputs"] = outs;
+  d["total_cycles"] = r.total_cycles;
+  d["simulated_seconds"] = r.simulated_seconds;
+  py::list counters;
+  for (const auto& c : r.counters) counters.append(py::make_tuple(c.path, c.name, c.unit, c.description, c.value));
+  d["counters"] = counters;
+  return d;
+}
+
+}  // namespace
+
+// libsystemc's main() wants an sc_main; Python is the main program here and
+// elaborates the chip itself, so this is never called.
+extern "C" __attribute__((visibility("default"))) int sc_main(int, char**) { return 0; }
+
+PYBIND11_MODULE(_infsim, m) {
+  m.doc() = "infsim core: ISA, executable container and the SystemC chip model";
+
+  py::register_exception<isa::IsaError>(m, "IsaError", PyExc_ValueError);
+  py::register_exception<isa::FormatError>(m, "FormatError", PyExc_ValueError);
+  py::register_exception<sim::ConfigError>(m, "ConfigError", PyExc_ValueError);
+  py::register_exception<sim::RunError>(m, "RunError", PyExc_RuntimeError);
+
+  m.attr("ISA_VERSION") = isa::kIsaVersion;
+  m.attr("WORD_BYTES") = isa::kWordBytes;
+  m.attr("FORMAT_VERSION") = isa::kFormatVersion;
+
+  m.def(
+      "assemble",
+      [](const std::string& line) {
+        std::array<uint8_t, isa::kWordBytes> w;
+        isa::encode(isa::assemble(line), w.data());
+        return py::bytes(reinterpret_cast<const char*>(w.data()), w.size());
+      },
+      py::arg("line"), "Encodes one line of assembly into an instruction word.");
+  m.def(
+      "disassemble",
+      [](const py::bytes& word) {
+        const std::string w = word;
+        if (w.size() != isa::kWordBytes) throw py::value_error("an instruction word is " + std::to_string(isa::kWordBytes) + " bytes");
+        return isa::disassemble(isa::decode(reinterpret_cast<const uint8_t*>(w.data())));
+      },
+      py::arg("word"), "Decodes an instruction word into one line of assembly.");
+
+  m.def(
+      "config",
+      [](const std::string& name) {
+        const auto c = sim::ChipConfig::named(name);
+        py::dict d;
+        for (const auto& [k, v] : sim::param_values(c)) d[py::str(k)] = v;
+        return d;
+      },
+      py::arg("name_or_path"), "Parameters of a chip configuration (\"inf1\", \"inf2\" or a YAML path), as text.");
+  m.def(
+      "param_schema",
+      [] {
+        py::list l;
+        for (const auto& p : sim::param_schema()) {
+          py::dict d;
+          d["name"] = p.name;
+          d["type"] = p.type;
+          d["unit"] = p.unit;
+          d["description"] = p.description;
+          d["default"] = p.default_value;
+          l.append(d);
+        }
+        return l;
+      },
+      "The configuration schema: every parameter with type, unit, default and description.");
+
+  py::class_<isa::Executable>(m, "Executable", "An executable (.infx): code, DMA descriptors, weights, tensors.")
+      .def(py::init<>())
+      .def_readwrite("metadata_json", &isa::Executable::metadata_json)
+      .def_readwrite("num_cores", &isa::Executable::num_cores)
+      .def(
+          "add_tensor",
+          [](isa::Executable& e, const std::string& name, const std::string& kind, const std::string& dtype,
+             const std::vector<int64_t>& shape, uint32_t core, uint64_t dram_offset) {
+            isa::TensorDesc t;
+            t.name = name;
+            if (kind != "input" && kind != "output") throw py::value_error("tensor kind must be input or output");
+            t.kind = kind == "input" ? isa::TensorKind::input : isa::TensorKind::output;
+            t.dtype = enum_from<isa::Dtype>(dtype, "dtype");
+            t.shape = shape;
+            t.core = core;
+            t.dram_offset = dram_offset;
+            e.tensors.push_back(std::move(t));
+          },
+          py::arg("name"), py::arg("kind"), py::arg("dtype"), py::arg("shape"), py::arg("core"), py::arg("dram_offset"))
+      .def(
+          "add_constant",
+          [](isa::Executable& e, uint32_t core, uint64_t dram_offset, const py::bytes& data) {
+            const std::string s = data;
+            e.constants.push_back({core, dram_offset, std::vector<uint8_t>(s.begin(), s.end())});
+          },
+          py::arg("core"), py::arg("dram_offset"), py::arg("data"))
+      .def(
+          "add_dma",
+          [](isa::Executable& e, const py::dict& src, const py::dict& dst) {
+            e.dma.push_back({endpoint_from(src), endpoint_from(dst)});
+            return e.dma.size() - 1;
+          },
+          py::arg("src"), py::arg("dst"), "Appends a DMA descriptor; returns its index.")
+      .def(
+          "add_stream",
+          [](isa::Executable& e, uint32_t core, const std::string& engine, const std::vector<std::string>& lines,
+             const std::vector<uint32_t>& source_op) {
+            isa::Stream s;
+            s.core = core;
+            s.engine = enum_from<isa::Engine>(engine, "engine");
+            if (source_op.size() != lines.size()) throw py::value_error("one source op per instruction");
+            for (size_t i = 0; i < lines.size(); ++i) {
+              try {
+                s.instructions.push_back(isa::assemble(lines[i]));
+              } catch (const isa::IsaError& err) {
+                throw isa::IsaError(fmt::format("core {} {} line {}: {} in '{}'", core, engine, i, err.what(), lines[i]));
+              }
+            }
+            s.source_op = source_op;
+            e.streams.push_back(std::move(s));
+          },
+          py::arg("core"), py::arg("engine"), py::arg("lines"), py::arg("source_op"),
+          "Assembles one engine's instruction stream.")
+      .def_readwrite("source_ops", &isa::Executable::source_ops)
+      .def_property_readonly("tensors",
+                             [](const isa::Executable& e) {
+                               py::list l;
+                               for (const auto& t : e.tensors) {
+                                 py::dict d;
+                                 d["name"] = t.name;
+                                 d["kind"] = t.kind == isa::TensorKind::input ? "input" : "output";
+                                 d["dtype"] = isa::to_string(t.dtype);
+                                 d["shape"] = t.shape;
+                                 d["core"] = t.core;
+                                 d["dram_offset"] = t.dram_offset;
+                                 l.append(d);
+                               }
+                               return l;
+                             })
+      .def_property_readonly("constants",
+                             [](const isa::Executable& e) {
+                               py::list l;
+                               for (const auto& c : e.constants) l.append(py::make_tuple(c.core, c.dram_offset, c.bytes.size()));
+                               return l;
+                             })
+      .def_property_readonly("dma",
+                             [](const isa::Executable& e) {
+                               py::list l;
+                               for (const auto& d : e.dma) l.append(py::make_tuple(endpoint_to(d.src), endpoint_to(d.dst)));
+                               return l;
+                             })
+      .def("describe_dma",
+           [](const isa::Executable& e, size_t i) {
+             if (i >= e.dma.size()) throw py::index_error("no such descriptor");
+             return isa::describe(e.dma[i].src) + " -> " + isa::describe(e.dma[i].dst);
+           })
+      .def_property_readonly("streams",
+                             [](const isa::Executable& e) {
+                               py::list l;
+                               for (const auto& s : e.streams) {
+                                 py::list lines, ops;
+                                 for (size_t i = 0; i < s.instructions.size(); ++i) {
+                                   lines.append(isa::disassemble(s.instructions[i]));
+                                   ops.append(s.source_op[i]);
+                                 }
+                                 l.append(py::make_tuple(s.core, isa::to_string(s.engine), lines, ops));
+                               }
+                               return l;
+                             },
+                             "(core, engine, disassembly lines, source op index per line) per stream")
+      .def("serialize",
+           [](const isa::Executable& e) {
+             const auto b = e.serialize();
+             return py::bytes(reinterpret_cast<const char*>(b.data()), b.size());
+           })
+      .def_static("deserialize",
+                  [](const py::bytes& data) {
+                    const std::string s = data;
+                    return isa::Executable::deserialize(std::vector<uint8_t>(s.begin(), s.end()));
+                  })
+      .def("save", &isa::Executable::save, py::arg("path"))
+      .def_static("load", &isa::Executable::load, py::arg("path"), "Reads and checks a .infx file; raises FormatError.")
+      .def(
+          "validate",
+          [](const isa::Executable& e, const std::string& config) { isa::validate(e, sim::ChipConfig::named(config).limits()); },
+          py::arg("config") = "inf1", "Checks the executable against a chip configuration; raises FormatError.");
+
+  m.def(
+      "run",
+      [](const isa::Executable& exe, const std::map<std::string, py::bytes>& inputs, const std::string& config) {
+        std::map<std::string, std::vector<uint8_t>> in;
+        for (const auto& [k, v] : inputs) {
+          const std::string s = v;
+          in[k] = std::vector<uint8_t>(s.begin(), s.end());
+        }
+        const auto cfg = sim::ChipConfig::named(config);
+        sim::RunResult r;
+        {
+          py::gil_scoped_release release;
+          r = sim::Chip::instance(cfg).run(exe, in);
+        }
+        return run_result(r);
+      },
+      py::arg("executable"), py::arg("inputs"), py::arg("config") = "inf1",
+      "Runs an executable on the simulated chip. Inputs and outputs are raw little-endian bytes keyed by tensor name. "
+      "Returns {outputs, total_cycles, simulated_seconds, counters}.");
+}

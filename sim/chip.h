@@ -1,0 +1,56 @@
+// The chip: NeuronCores sharing device DRAM over TLM-2.0, and the runtime's
+// entry point for running one executable on it.
+//
+// SystemC elaborates a design once per process, so a process holds one chip
+// (one configuration); it is reused run after run, its state reset between.
+#pragma once
+
+#include <systemc>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "isa/executable.h"
+#include "sim/config.h"
+#include "sim/counters.h"
+#include "sim/dram.h"
+#include "sim/neuron_core.h"
+
+namespace infsim::sim {
+
+// A run that could not complete: device fault, deadlock, or bad inputs.
+struct RunError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct RunResult {
+  std::map<std::string, std::vector<uint8_t>> outputs;  // raw bytes, the tensors' dtypes
+  uint64_t total_cycles = 0;                            // core clock cycles to end_of_program
+  double simulated_seconds = 0;
+  std::vector<Counter> counters;
+};
+
+class Chip : public sc_core::sc_module {
+ public:
+  // The first call creates the process's chip; later calls must ask for the
+  // same configuration.
+  static Chip& instance(const ChipConfig& cfg);
+
+  const ChipConfig& config() const { return cfg_; }
+  // Validates, loads weights and inputs (raw bytes keyed by input name),
+  // simulates to completion, reads outputs. Throws isa::FormatError for an
+  // invalid executable and RunError for a failed run.
+  RunResult run(const isa::Executable& exe, const std::map<std::string, std::vector<uint8_t>>& inputs);
+
+ private:
+  Chip(sc_core::sc_module_name name, const ChipConfig& cfg);
+
+  ChipConfig cfg_;
+  CounterRegistry counters_;
+  std::unique_ptr<Dram> dram_;
+  std::vector<std::unique_ptr<NeuronCore>> cores_;
+};
+
+}  // namespace infsim::sim

@@ -1,0 +1,125 @@
+#include "sim/config.h"
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <set>
+
+namespace infsim::sim {
+
+namespace {
+
+// Shortest text that reads back to the same value.
+template <typename T>
+std::string text_of(const T& v) {
+  return fmt::format("{}", v);
+}
+
+template <typename T>
+T parse_value(const YAML::Node& n, const std::string& key, const std::string& path) {
+  try {
+    return n.as<T>();
+  } catch (const YAML::Exception&) {
+    throw ConfigError(fmt::format("{}: parameter '{}' has a bad value '{}'", path, key, n.Scalar()));
+  }
+}
+
+std::string config_dir() {
+  if (const char* d = std::getenv("INFSIM_CONFIG_DIR")) return d;
+  return INFSIM_DEFAULT_CONFIG_DIR;
+}
+
+}  // namespace
+
+const std::vector<ParamInfo>& param_schema() {
+  static const std::vector<ParamInfo> schema = [] {
+    std::vector<ParamInfo> s;
+#define INFSIM_SCHEMA(type, name, def, unit, desc) s.push_back({#name, #type, unit, desc, text_of<type>(def)});
+    INFSIM_CHIP_PARAMS(INFSIM_SCHEMA)
+#undef INFSIM_SCHEMA
+    return s;
+  }();
+  return schema;
+}
+
+std::vector<std::pair<std::string, std::string>> param_values(const ChipConfig& c) {
+  std::vector<std::pair<std::string, std::string>> v;
+#define INFSIM_VALUE(type, name, def, unit, desc) v.emplace_back(#name, text_of(c.name));
+  INFSIM_CHIP_PARAMS(INFSIM_VALUE)
+#undef INFSIM_VALUE
+  return v;
+}
+
+ChipConfig ChipConfig::from_file(const std::string& path) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    throw ConfigError("cannot open configuration " + path);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(fmt::format("{}: not valid YAML: {}", path, e.what()));
+  }
+  if (!root.IsMap()) throw ConfigError(path + ": expected a mapping of parameter: value");
+  ChipConfig c;
+  std::set<std::string> known;
+#define INFSIM_KNOWN(type, name, def, unit, desc) known.insert(#name);
+  INFSIM_CHIP_PARAMS(INFSIM_KNOWN)
+#undef INFSIM_KNOWN
+  for (const auto& kv : root) {
+    const std::string key = kv.first.as<std::string>();
+    if (!known.count(key)) throw ConfigError(fmt::format("{}: unknown parameter '{}'", path, key));
+  }
+#define INFSIM_READ(type, name, def, unit, desc) \
+  if (root[#name]) c.name = parse_value<type>(root[#name], #name, path);
+  INFSIM_CHIP_PARAMS(INFSIM_READ)
+#undef INFSIM_READ
+  try {
+    c.check();
+  } catch (const ConfigError& e) {
+    throw ConfigError(path + ": " + e.what());
+  }
+  return c;
+}
+
+ChipConfig ChipConfig::named(const std::string& name_or_path) {
+  if (name_or_path.find('/') == std::string::npos && name_or_path.find('.') == std::string::npos)
+    return from_file(config_dir() + "/" + name_or_path + ".yaml");
+  return from_file(name_or_path);
+}
+
+void ChipConfig::check() const {
+  auto need = [](bool ok, const std::string& what) {
+    if (!ok) throw ConfigError(what);
+  };
+  need(cores >= 1 && cores <= 64, "cores must be 1..64");
+  need(partitions >= 1 && partitions <= 128, "partitions must be 1..128 (the ISA encodes partition numbers in 8 bits)");
+  need(array_rows >= 1 && array_rows <= partitions, "array_rows must be 1..partitions");
+  need(array_cols >= 1 && array_cols <= partitions, "array_cols must be 1..partitions");
+  need(core_clock_mhz > 0, "core_clock_mhz must be positive");
+  need(psum_bank_bytes >= 4 && psum_partition_bytes % psum_bank_bytes == 0,
+       "psum_partition_bytes must be a multiple of psum_bank_bytes");
+  need(sbuf_partition_bytes > 0 && sbuf_partition_bytes < (1u << 24), "sbuf_partition_bytes must be 1..16 MiB");
+  need(semaphores >= 1 && semaphores < isa::kNoSemaphore, "semaphores must be 1..254");
+  need(dma_queues >= 1 && dma_queues <= isa::kNumEngine - static_cast<unsigned>(isa::Engine::dma0),
+       "dma_queues exceeds the DMA engines the ISA names");
+  need(dram_channels >= 1 && dram_gib_per_s > 0 && dram_bytes % cores == 0, "bad DRAM parameters");
+  need(dma_bytes_per_cycle >= 1 && dram_burst_bytes >= 1, "bad DMA parameters");
+}
+
+isa::DeviceLimits ChipConfig::limits() const {
+  isa::DeviceLimits l;
+  l.cores = cores;
+  l.partitions = partitions;
+  l.sbuf_partition_bytes = sbuf_partition_bytes;
+  l.psum_partition_bytes = psum_partition_bytes;
+  l.dram_slice_bytes = dram_slice_bytes();
+  l.semaphores = semaphores;
+  l.array_rows = array_rows;
+  l.array_cols = array_cols;
+  l.psum_bank_bytes = psum_bank_bytes;
+  l.dma_queues = dma_queues;
+  return l;
+}
+
+}  // namespace infsim::sim

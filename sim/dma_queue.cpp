@@ -1,0 +1,139 @@
+#include "sim/dma_queue.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "isa/numerics.h"
+#include "sim/neuron_core.h"
+
+namespace infsim::sim {
+
+using sc_core::sc_time;
+
+DmaQueue::DmaQueue(sc_core::sc_module_name name, NeuronCore& core, isa::Engine id)
+    : EngineBase(name, core, id),
+      socket("socket"),
+      bytes_(core.counters().add(path(), "bytes", "B", "bytes read from the source")),
+      descriptors_(core.counters().add(path(), "descriptors", "", "DMA descriptors processed")) {}
+
+std::vector<DmaQueue::Piece> DmaQueue::pieces(const isa::DmaEndpoint& e) const {
+  std::vector<Piece> out;
+  const uint64_t size = isa::dtype_bytes(e.dtype);
+  const bool dram = e.loc == isa::Location::dram;
+  auto add = [&](uint32_t part, uint64_t addr, uint64_t bytes) {
+    if (!out.empty() && out.back().partition == part && out.back().address + out.back().bytes == addr)
+      out.back().bytes += bytes;
+    else
+      out.push_back({part, addr, bytes});
+  };
+  for (uint32_t p = 0; p < e.part_count; ++p) {
+    const uint64_t base = dram ? core_.dram_base() + e.address + static_cast<int64_t>(p) * e.part_step * int64_t(size)
+                               : e.address;
+    const uint32_t part = dram ? 0 : e.part_start + p;
+    for_each_run(e.ndim, e.dims, [&](int64_t off, uint32_t n, int32_t step) {
+      if (step == 1) {
+        add(part, base + off * int64_t(size), n * size);
+      } else {
+        for (uint32_t i = 0; i < n; ++i) add(part, base + (off + int64_t(i) * step) * int64_t(size), size);
+      }
+    });
+  }
+  return out;
+}
+
+sc_time DmaQueue::access(const isa::DmaEndpoint& e, const std::vector<Piece>& ps, bool write,
+                         std::vector<sc_time>& issue) {
+  const ChipConfig& cfg = core_.cfg();
+  const sc_time now = sc_core::sc_time_stamp();
+  sc_time done = now;
+  uint8_t* data = staging_.data();
+  const bool dram = e.loc == isa::Location::dram;
+  for (size_t i = 0; i < ps.size(); ++i) {
+    const Piece& pc = ps[i];
+    if (dram) {
+      tlm::tlm_generic_payload t;
+      t.set_command(write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND);
+      t.set_address(pc.address);
+      t.set_data_ptr(data);
+      t.set_data_length(static_cast<unsigned>(pc.bytes));
+      t.set_streaming_width(static_cast<unsigned>(pc.bytes));
+      t.set_byte_enable_ptr(nullptr);
+      t.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+      sc_time delay = issue[i] - now;
+      socket->b_transport(t, delay);
+      if (t.get_response_status() != tlm::TLM_OK_RESPONSE)
+        throw DeviceFault(fmt::format("DRAM access at {:#x} (+{} bytes) failed: {}", pc.address, pc.bytes,
+                                      t.get_response_string()));
+      done = std::max(done, now + delay);
+      issue[i] = now + delay;  // data available / written
+    } else {
+      uint8_t* mem = core_.memory(e.loc == isa::Location::psum ? isa::Space::psum : isa::Space::sbuf).partition(pc.partition) +
+                     pc.address;
+      if (write)
+        std::memcpy(mem, data, pc.bytes);
+      else
+        std::memcpy(data, mem, pc.bytes);
+      issue[i] += core_.period() * static_cast<double>(cfg.sram_latency_cycles);
+      done = std::max(done, issue[i]);
+    }
+    data += pc.bytes;
+  }
+  return done;
+}
+
+sc_time DmaQueue::transfer(const isa::DmaDescriptor& d, sc_time start) {
+  const ChipConfig& cfg = core_.cfg();
+  const uint64_t n = d.src.elements();
+  staging_.resize(n * isa::dtype_bytes(d.src.dtype));
+  const std::vector<Piece> src = pieces(d.src);
+  // Source pieces issue back to back at the queue's rate.
+  std::vector<sc_time> issue(src.size());
+  sc_time t = start;
+  const double ps_per_byte = core_.period().to_seconds() * 1e12 / cfg.dma_bytes_per_cycle;
+  for (size_t i = 0; i < src.size(); ++i) {
+    issue[i] = t;
+    t += sc_time(static_cast<double>(src[i].bytes) * ps_per_byte, sc_core::SC_PS);
+  }
+  const sc_time src_done = access(d.src, src, false, issue);
+  const sc_time data_ready = issue.empty() ? start : issue.front();
+
+  if (d.src.dtype != d.dst.dtype) {
+    converted_.resize(n * isa::dtype_bytes(d.dst.dtype));
+    for (uint64_t i = 0; i < n; ++i)
+      numerics::store(d.dst.dtype, converted_.data(), static_cast<ptrdiff_t>(i),
+                      numerics::load(d.src.dtype, staging_.data(), static_cast<ptrdiff_t>(i)));
+    staging_.swap(converted_);
+  }
+  // Destination pieces follow once the first data has arrived, at the queue's rate.
+  const std::vector<Piece> dst = pieces(d.dst);
+  std::vector<sc_time> dst_issue(dst.size());
+  t = data_ready;
+  for (size_t i = 0; i < dst.size(); ++i) {
+    dst_issue[i] = t;
+    t += sc_time(static_cast<double>(dst[i].bytes) * ps_per_byte, sc_core::SC_PS);
+  }
+  const sc_time dst_done = access(d.dst, dst, true, dst_issue);
+  bytes_ += staging_.size();
+  ++descriptors_;
+  return std::max({src_done, dst_done, t});
+}
+
+EngineBase::Cost DmaQueue::execute(const isa::Instruction& ins) {
+  const auto* x = std::get_if<isa::DmaCopy>(&ins);
+  if (!x) throw DeviceFault("instruction not implemented by a DMA queue");
+  const ChipConfig& cfg = core_.cfg();
+  const sc_time now = sc_core::sc_time_stamp();
+  sc_time t = now;
+  for (uint32_t i = 0; i < x->count; ++i) {
+    t += core_.period() * static_cast<double>(cfg.dma_fixed_cycles);
+    t = transfer(core_.exe().dma[x->desc + i], t);
+  }
+  // The queue is busy until its last descriptor completes.
+  const uint64_t cycles = static_cast<uint64_t>(std::ceil((t - now) / core_.period()));
+  return {std::max<uint64_t>(cycles, 1), 0};
+}
+
+}  // namespace infsim::sim

@@ -1,0 +1,47 @@
+// One DMA queue of a NeuronCore: runs dma_copy instructions, each a run of
+// descriptors from the executable, in order. DRAM is reached through a
+// TLM-2.0 initiator socket; SBUF/PSUM directly.
+//
+// Timing of one descriptor: a fixed setup cost, then the queue issues the
+// pieces (maximal contiguous runs) of the source at dma_bytes_per_cycle, and
+// the destination pieces at the same rate once the first source data has
+// arrived. DRAM pieces take the time the DRAM target returns (channel
+// bandwidth, bursts, latency); on-chip pieces take the SRAM latency. The
+// descriptor completes when its last piece has.
+#pragma once
+
+#include <tlm_utils/simple_initiator_socket.h>
+
+#include <vector>
+
+#include "sim/engine.h"
+
+namespace infsim::sim {
+
+class DmaQueue : public EngineBase {
+ public:
+  tlm_utils::simple_initiator_socket<DmaQueue> socket;
+
+  DmaQueue(sc_core::sc_module_name name, NeuronCore& core, isa::Engine id);
+
+ private:
+  struct Piece {
+    uint32_t partition;  // on-chip only
+    uint64_t address;    // DRAM: absolute byte address; on-chip: byte offset in the partition
+    uint64_t bytes;
+  };
+  Cost execute(const isa::Instruction& ins) override;
+  // Performs one descriptor's data movement; returns its completion time.
+  sc_core::sc_time transfer(const isa::DmaDescriptor& d, sc_core::sc_time start);
+  std::vector<Piece> pieces(const isa::DmaEndpoint& e) const;
+  // Moves every piece between `staging` and the endpoint's memory; returns
+  // when the last piece completes, given each piece's issue time.
+  sc_core::sc_time access(const isa::DmaEndpoint& e, const std::vector<Piece>& ps, bool write,
+                          std::vector<sc_core::sc_time>& issue);
+
+  std::vector<uint8_t> staging_, converted_;
+  uint64_t& bytes_;
+  uint64_t& descriptors_;
+};
+
+}  // namespace infsim::sim

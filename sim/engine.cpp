@@ -1,0 +1,89 @@
+#include "sim/engine.h"
+
+#include <fmt/format.h>
+
+#include "sim/neuron_core.h"
+
+namespace infsim::sim {
+
+EngineBase::EngineBase(sc_core::sc_module_name name, NeuronCore& core, isa::Engine id)
+    : sc_module(name),
+      core_(core),
+      id_(id),
+      instructions_(core.counters().add(path(), "instructions", "", "instructions executed")),
+      busy_cycles_(core.counters().add(path(), "busy_cycles", "cycles", "cycles occupied by instructions")),
+      stall_semaphore_cycles_(core.counters().add(path(), "stall_semaphore_cycles", "cycles",
+                                                  "cycles spent waiting for semaphores before issue")) {
+  SC_THREAD(thread);
+}
+
+std::string EngineBase::path() const { return fmt::format("core{}.{}", core_.index(), isa::to_string(id_)); }
+
+void EngineBase::load(const isa::Stream* stream) {
+  stream_ = stream;
+  pc_ = 0;
+  finished_ = stream == nullptr;
+  reset_state();
+}
+
+bool EngineBase::satisfied(const isa::Header& h) const {
+  return (h.wait0 == isa::kNoSemaphore || core_.semaphore(h.wait0) >= h.wait0_value) &&
+         (h.wait1 == isa::kNoSemaphore || core_.semaphore(h.wait1) >= h.wait1_value);
+}
+
+std::string EngineBase::describe_wait() const {
+  if (finished_ || !stream_) return fmt::format("{} finished", path());
+  const isa::Instruction& ins = stream_->instructions[pc_];
+  const isa::Header& h = isa::header_of(ins);
+  std::string s = fmt::format("{} waits at instruction {} ({})", path(), pc_, isa::to_string(isa::opcode_of(ins)));
+  for (auto [sem, value] : {std::pair{h.wait0, h.wait0_value}, std::pair{h.wait1, h.wait1_value}})
+    if (sem != isa::kNoSemaphore && core_.semaphore(sem) < value)
+      s += fmt::format(" for s{} >= {} (now {})", sem, value, core_.semaphore(sem));
+  return s;
+}
+
+void EngineBase::thread() {
+  for (;;) {
+    sc_core::wait(start_event_);
+    if (!stream_) continue;
+    run_stream();
+    finished_ = pc_ == stream_->instructions.size();
+  }
+}
+
+// Instructions every engine implements the same way.
+EngineBase::Cost EngineBase::execute_common(const isa::Instruction& ins) {
+  if (std::holds_alternative<isa::Nop>(ins)) return {1, 0};
+  if (const auto* x = std::get_if<isa::EndOfProgram>(&ins)) {
+    core_.end_of_program(x->code);
+    return {1, 0};
+  }
+  return execute(ins);
+}
+
+void EngineBase::run_stream() {
+  const sc_core::sc_time period = core_.period();
+  for (pc_ = 0; pc_ < stream_->instructions.size(); ++pc_) {
+    const isa::Instruction& ins = stream_->instructions[pc_];
+    const isa::Header& h = isa::header_of(ins);
+    if (!satisfied(h)) {
+      const sc_core::sc_time t0 = sc_core::sc_time_stamp();
+      while (!satisfied(h) && !core_.faulted()) sc_core::wait(core_.semaphore_changed() | core_.fault_event());
+      stall_semaphore_cycles_ += static_cast<uint64_t>((sc_core::sc_time_stamp() - t0) / period);
+    }
+    if (core_.faulted()) return;
+    Cost cost;
+    try {
+      cost = execute_common(ins);
+    } catch (const DeviceFault& e) {
+      core_.fault(id_, pc_, e.what());
+      return;
+    }
+    ++instructions_;
+    busy_cycles_ += cost.occupancy;
+    sc_core::wait(period * static_cast<double>(cost.occupancy));
+    if (h.signal != isa::kNoSemaphore) core_.signal(h.signal, period * static_cast<double>(cost.latency));
+  }
+}
+
+}  // namespace infsim::sim

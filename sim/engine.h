@@ -1,0 +1,68 @@
+// Base of every instruction-stream engine of a NeuronCore (tensor, vector,
+// scalar, DMA queues). Each engine runs its own stream in its own SystemC
+// thread: wait for the header's semaphores, execute (values are computed at
+// issue), hold the engine for the instruction's occupancy, and increment the
+// signal semaphore when the result is complete (occupancy + latency).
+// Simulator events are per instruction, never per cycle.
+#pragma once
+
+#include <systemc>
+
+#include <stdexcept>
+#include <string>
+
+#include "isa/executable.h"
+#include "sim/counters.h"
+
+namespace infsim::sim {
+
+class NeuronCore;
+
+// An instruction the hardware would refuse at run time (state the validator
+// cannot see, e.g. a matmul before any stationary load).
+struct DeviceFault : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+class EngineBase : public sc_core::sc_module {
+ public:
+  SC_HAS_PROCESS(EngineBase);
+  EngineBase(sc_core::sc_module_name name, NeuronCore& core, isa::Engine id);
+
+  // Assigns the stream to run at the next start (nullptr: no stream).
+  void load(const isa::Stream* stream);
+  void start() { start_event_.notify(sc_core::SC_ZERO_TIME); }
+  bool finished() const { return finished_; }
+  isa::Engine id() const { return id_; }
+  // For deadlock reports: where the engine stopped and what it waits for.
+  std::string describe_wait() const;
+
+ protected:
+  struct Cost {
+    uint64_t occupancy;  // cycles the engine is busy before it can issue again
+    uint64_t latency;    // further cycles until the result is complete
+  };
+  // Engine-specific instructions; nop and end_of_program are handled here.
+  virtual Cost execute(const isa::Instruction& ins) = 0;
+  virtual void reset_state() {}
+  std::string path() const;  // counter path, e.g. "core0.tensor"
+
+  NeuronCore& core_;
+  const isa::Engine id_;
+
+ private:
+  void thread();
+  void run_stream();
+  Cost execute_common(const isa::Instruction& ins);
+  bool satisfied(const isa::Header& h) const;
+
+  const isa::Stream* stream_ = nullptr;
+  size_t pc_ = 0;
+  bool finished_ = true;
+  sc_core::sc_event start_event_;
+  uint64_t& instructions_;
+  uint64_t& busy_cycles_;
+  uint64_t& stall_semaphore_cycles_;
+};
+
+}  // namespace infsim::sim

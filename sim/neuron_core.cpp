@@ -1,0 +1,119 @@
+#include "sim/neuron_core.h"
+
+#include <fmt/format.h>
+
+#include "sim/dma_queue.h"
+#include "sim/scalar_engine.h"
+#include "sim/tensor_engine.h"
+#include "sim/vector_engine.h"
+
+namespace infsim::sim {
+
+NeuronCore::NeuronCore(sc_core::sc_module_name name, uint32_t index, const ChipConfig& cfg, CounterRegistry& counters)
+    : sc_module(name),
+      index_(index),
+      cfg_(cfg),
+      counters_(counters),
+      period_(cfg.core_period_ps(), sc_core::SC_PS),
+      sbuf_("sbuf", cfg.partitions, cfg.sbuf_partition_bytes),
+      psum_("psum", cfg.partitions, cfg.psum_partition_bytes),
+      semaphores_(cfg.semaphores, 0) {
+  engines_.emplace_back(new TensorEngine("tensor", *this));
+  engines_.emplace_back(new VectorEngine("vector", *this));
+  engines_.emplace_back(new ScalarEngine("scalar", *this));
+  for (uint32_t q = 0; q < cfg.dma_queues; ++q) {
+    const auto id = static_cast<isa::Engine>(static_cast<unsigned>(isa::Engine::dma0) + q);
+    auto* dq = new DmaQueue(isa::to_string(id), *this, id);
+    engines_.emplace_back(dq);
+    dma_queues_.push_back(dq);
+  }
+  SC_METHOD(apply_signals);
+  sensitive << signal_due_;
+  dont_initialize();
+}
+
+NeuronCore::~NeuronCore() = default;
+
+std::vector<tlm::tlm_initiator_socket<>*> NeuronCore::dram_sockets() {
+  std::vector<tlm::tlm_initiator_socket<>*> s;
+  for (auto* q : dma_queues_) s.push_back(&q->socket);
+  return s;
+}
+
+void NeuronCore::load(const isa::Executable& exe) {
+  exe_ = &exe;
+  for (auto& e : engines_) {
+    const isa::Stream* mine = nullptr;
+    for (const auto& s : exe.streams)
+      if (s.core == index_ && s.engine == e->id()) mine = &s;
+    e->load(mine);
+  }
+}
+
+void NeuronCore::reset() {
+  sbuf_.clear();
+  psum_.clear();
+  std::fill(semaphores_.begin(), semaphores_.end(), 0);
+  pending_signals_.clear();
+  completion_code_.reset();
+  completion_time_ = sc_core::SC_ZERO_TIME;
+  fault_.reset();
+}
+
+void NeuronCore::start() {
+  for (auto& e : engines_) e->start();
+}
+
+bool NeuronCore::all_finished() const {
+  for (const auto& e : engines_)
+    if (!e->finished()) return false;
+  return true;
+}
+
+std::vector<std::string> NeuronCore::blocked_engines() const {
+  std::vector<std::string> v;
+  for (const auto& e : engines_)
+    if (!e->finished()) v.push_back(e->describe_wait());
+  return v;
+}
+
+void NeuronCore::signal(uint8_t id, const sc_core::sc_time& delay) {
+  if (delay == sc_core::SC_ZERO_TIME) {
+    ++semaphores_[id];
+    semaphore_changed_.notify(sc_core::SC_ZERO_TIME);
+    return;
+  }
+  pending_signals_.emplace(sc_core::sc_time_stamp() + delay, id);
+  signal_due_.notify(pending_signals_.begin()->first - sc_core::sc_time_stamp());
+}
+
+void NeuronCore::apply_signals() {
+  const sc_core::sc_time now = sc_core::sc_time_stamp();
+  while (!pending_signals_.empty() && pending_signals_.begin()->first <= now) {
+    ++semaphores_[pending_signals_.begin()->second];
+    pending_signals_.erase(pending_signals_.begin());
+  }
+  semaphore_changed_.notify(sc_core::SC_ZERO_TIME);
+  if (!pending_signals_.empty()) signal_due_.notify(pending_signals_.begin()->first - now);
+}
+
+void NeuronCore::end_of_program(uint32_t code) {
+  if (completion_code_) throw DeviceFault("second end_of_program");
+  completion_code_ = code;
+  completion_time_ = sc_core::sc_time_stamp();
+}
+
+void NeuronCore::fault(isa::Engine engine, size_t pc, const std::string& what) {
+  if (fault_) return;  // report the first fault only
+  std::string op = "?";
+  for (const auto& s : exe_->streams)
+    if (s.core == index_ && s.engine == engine && pc < s.instructions.size()) {
+      op = isa::to_string(isa::opcode_of(s.instructions[pc]));
+      if (pc < s.source_op.size()) op += ", from " + exe_->source_ops[s.source_op[pc]];
+    }
+  fault_ = fmt::format("device fault on core {} {} engine, instruction {} ({}): {}", index_, isa::to_string(engine), pc,
+                       op, what);
+  fault_event_.notify(sc_core::SC_ZERO_TIME);
+}
+
+}  // namespace infsim::sim

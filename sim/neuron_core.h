@@ -1,0 +1,83 @@
+// One NeuronCore: SBUF, PSUM, semaphores, and the engines that run the
+// executable's per-engine instruction streams.
+#pragma once
+
+#include <systemc>
+#include <tlm>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "sim/config.h"
+#include "sim/counters.h"
+#include "sim/engine.h"
+#include "sim/onchip_memory.h"
+
+namespace infsim::sim {
+
+class DmaQueue;
+
+class NeuronCore : public sc_core::sc_module {
+ public:
+  SC_HAS_PROCESS(NeuronCore);
+  NeuronCore(sc_core::sc_module_name name, uint32_t index, const ChipConfig& cfg, CounterRegistry& counters);
+  ~NeuronCore() override;
+
+  // DMA queues' initiator sockets, bound by the chip to the DRAM.
+  std::vector<tlm::tlm_initiator_socket<>*> dram_sockets();
+
+  void load(const isa::Executable& exe);  // assigns this core's streams
+  void reset();                            // clears SRAM, semaphores, engine state
+  void start();
+  bool all_finished() const;
+  std::vector<std::string> blocked_engines() const;
+
+  // --- used by the engines
+  uint32_t index() const { return index_; }
+  const ChipConfig& cfg() const { return cfg_; }
+  CounterRegistry& counters() { return counters_; }
+  const isa::Executable& exe() const { return *exe_; }
+  sc_core::sc_time period() const { return period_; }
+  uint64_t dram_base() const { return uint64_t{index_} * cfg_.dram_slice_bytes(); }
+  OnChipMemory& memory(isa::Space s) { return s == isa::Space::psum ? psum_ : sbuf_; }
+  OnChipMemory& sbuf() { return sbuf_; }
+  OnChipMemory& psum() { return psum_; }
+
+  uint32_t semaphore(uint8_t id) const { return semaphores_[id]; }
+  const sc_core::sc_event& semaphore_changed() const { return semaphore_changed_; }
+  // Increments semaphore `id` by one after `delay`.
+  void signal(uint8_t id, const sc_core::sc_time& delay);
+
+  void end_of_program(uint32_t code);
+  std::optional<uint32_t> completion_code() const { return completion_code_; }
+  sc_core::sc_time completion_time() const { return completion_time_; }
+
+  void fault(isa::Engine engine, size_t pc, const std::string& what);
+  bool faulted() const { return fault_.has_value(); }
+  const std::string& fault_message() const { return *fault_; }
+  const sc_core::sc_event& fault_event() const { return fault_event_; }
+
+ private:
+  void apply_signals();
+
+  const uint32_t index_;
+  const ChipConfig& cfg_;
+  CounterRegistry& counters_;
+  const isa::Executable* exe_ = nullptr;
+  sc_core::sc_time period_;
+  OnChipMemory sbuf_, psum_;
+  std::vector<uint32_t> semaphores_;
+  sc_core::sc_event semaphore_changed_;
+  std::multimap<sc_core::sc_time, uint8_t> pending_signals_;
+  sc_core::sc_event signal_due_;
+  std::optional<uint32_t> completion_code_;
+  sc_core::sc_time completion_time_;
+  std::optional<std::string> fault_;
+  sc_core::sc_event fault_event_;
+  std::vector<std::unique_ptr<EngineBase>> engines_;
+  std::vector<DmaQueue*> dma_queues_;
+};
+
+}  // namespace infsim::sim

@@ -1,0 +1,45 @@
+#include "sim/onchip_memory.h"
+
+#include "isa/numerics.h"
+
+namespace infsim::sim {
+
+uint64_t free_size(const isa::AccessPattern& ap) {
+  uint64_t n = 1;
+  for (uint32_t i = 0; i < ap.ndim; ++i) n *= ap.dims[i].num;
+  return n;
+}
+
+void OnChipMemory::read(const isa::AccessPattern& ap, float* out) {
+  const unsigned size = isa::dtype_bytes(ap.dtype);
+  for (uint32_t p = 0; p < ap.part_count; ++p) {
+    const uint8_t* base = partition(ap.part_start + p) + ap.offset;
+    for_each_run(ap.ndim, ap.dims, [&](int64_t off, uint32_t n, int32_t step) {
+      const uint8_t* q = base + off * size;
+      if (ap.dtype == isa::Dtype::fp32 && step == 1) {
+        std::memcpy(out, q, n * 4u);
+        out += n;
+        return;
+      }
+      for (uint32_t i = 0; i < n; ++i) *out++ = numerics::load(ap.dtype, q, static_cast<int64_t>(i) * step);
+    });
+  }
+}
+
+void OnChipMemory::write(const isa::AccessPattern& ap, const float* in) {
+  const unsigned size = isa::dtype_bytes(ap.dtype);
+  for (uint32_t p = 0; p < ap.part_count; ++p) {
+    uint8_t* base = partition(ap.part_start + p) + ap.offset;
+    for_each_run(ap.ndim, ap.dims, [&](int64_t off, uint32_t n, int32_t step) {
+      uint8_t* q = base + off * size;
+      if (ap.dtype == isa::Dtype::fp32 && step == 1) {
+        std::memcpy(q, in, n * 4u);
+        in += n;
+        return;
+      }
+      for (uint32_t i = 0; i < n; ++i) numerics::store(ap.dtype, q, static_cast<int64_t>(i) * step, *in++);
+    });
+  }
+}
+
+}  // namespace infsim::sim

@@ -1,0 +1,54 @@
+// SBUF and PSUM: partitioned on-chip SRAM. Engines read and write whole
+// access patterns at once, converted to/from FP32 working values.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "isa_gen.h"
+
+namespace infsim::sim {
+
+class OnChipMemory {
+ public:
+  OnChipMemory(std::string name, uint32_t partitions, uint64_t partition_bytes)
+      : name_(std::move(name)), partitions_(partitions), partition_bytes_(partition_bytes),
+        data_(static_cast<size_t>(partitions) * partition_bytes, 0) {}
+
+  const std::string& name() const { return name_; }
+  uint32_t partitions() const { return partitions_; }
+  uint64_t partition_bytes() const { return partition_bytes_; }
+  uint8_t* partition(uint32_t p) { return data_.data() + static_cast<size_t>(p) * partition_bytes_; }
+  void clear() { std::fill(data_.begin(), data_.end(), 0); }
+
+  // Gathers an access pattern (already validated to lie inside this memory)
+  // into out[p * free + i] as FP32.
+  void read(const isa::AccessPattern& ap, float* out);
+  // Scatters in[p * free + i], rounding to the pattern's dtype.
+  void write(const isa::AccessPattern& ap, const float* in);
+
+ private:
+  std::string name_;
+  uint32_t partitions_;
+  uint64_t partition_bytes_;
+  std::vector<uint8_t> data_;
+};
+
+uint64_t free_size(const isa::AccessPattern& ap);
+
+// Calls fn(element_offset, run_length) for each innermost run of the free
+// dimensions, in order; runs are contiguous only when the innermost step is 1.
+template <typename Fn>
+void for_each_run(uint32_t ndim, const std::array<isa::FreeDim, 4>& dims, Fn&& fn) {
+  isa::FreeDim d[4] = {{1, 0}, {1, 0}, {1, 0}, {1, 0}};
+  for (uint32_t i = 0; i < ndim; ++i) d[4 - ndim + i] = dims[i];  // right-align: d[3] innermost
+  for (uint32_t a = 0; a < d[0].num; ++a)
+    for (uint32_t b = 0; b < d[1].num; ++b)
+      for (uint32_t c = 0; c < d[2].num; ++c)
+        fn(static_cast<int64_t>(a) * d[0].step + static_cast<int64_t>(b) * d[1].step +
+               static_cast<int64_t>(c) * d[2].step,
+           d[3].num, d[3].step);
+}
+
+}  // namespace infsim::sim

@@ -1,0 +1,42 @@
+#include "sim/scalar_engine.h"
+
+#include <algorithm>
+
+#include "firmware/activation_functions.h"
+#include "sim/neuron_core.h"
+
+namespace infsim::sim {
+
+ScalarEngine::ScalarEngine(sc_core::sc_module_name name, NeuronCore& core)
+    : EngineBase(name, core, isa::Engine::scalar) {}
+
+EngineBase::Cost ScalarEngine::execute(const isa::Instruction& ins) {
+  const ChipConfig& cfg = core_.cfg();
+  if (const auto* x = std::get_if<isa::Activation>(&ins)) {
+    const uint32_t p = x->src.part_count;
+    const uint64_t n = free_size(x->src);
+    buf_.resize(p * n);
+    core_.memory(x->src.space).read(x->src, buf_.data());
+    const bool has_bias = x->bias.space != isa::Space::none;
+    if (has_bias) {
+      bias_.resize(p);
+      core_.memory(x->bias.space).read(x->bias, bias_.data());
+    }
+    // Two roundings (multiply, then add), never a fused multiply-add.
+    for (uint32_t pi = 0; pi < p; ++pi) {
+      float* v = &buf_[pi * n];
+      const float b = has_bias ? bias_[pi] : 0.0f;
+      for (uint64_t i = 0; i < n; ++i) {
+        const float scaled = v[i] * x->scale;
+        v[i] = scaled + b;
+      }
+    }
+    firmware::apply_activation(x->func, buf_.data(), buf_.size());
+    core_.memory(x->dst.space).write(x->dst, buf_.data());
+    // One element per partition per cycle; the result lands after the SRAM latency.
+    return {std::max<uint64_t>(cfg.min_instruction_cycles, n), cfg.sram_latency_cycles};
+  }
+  throw DeviceFault("instruction not implemented by the scalar engine");
+}
+
+}  // namespace infsim::sim

@@ -1,0 +1,19 @@
+// Scalar engine (activation): dst = func(src * scale + bias), FP32 inside.
+#pragma once
+
+#include <vector>
+
+#include "sim/engine.h"
+
+namespace infsim::sim {
+
+class ScalarEngine : public EngineBase {
+ public:
+  ScalarEngine(sc_core::sc_module_name name, NeuronCore& core);
+
+ private:
+  Cost execute(const isa::Instruction& ins) override;
+  std::vector<float> buf_, bias_;
+};
+
+}  // namespace infsim::sim
