@@ -20,6 +20,8 @@ constexpr char kMagic[8] = {'I', 'N', 'F', 'S', 'I', 'M', 'X', '\0'};
 constexpr size_t kHeaderBytes = 40;
 constexpr size_t kSectionEntryBytes = 24;
 constexpr uint32_t kMaxRank = 8;
+// Serialized DmaEndpoint: loc, dtype, address, part_start, part_count, part_step, ndim, 4 x (num, step).
+constexpr size_t kEndpointBytes = 1 + 1 + 8 + 4 + 4 + 8 + 4 + 4 * (4 + 4);
 
 // ------------------------------------------------------------------ byte I/O
 
@@ -361,7 +363,7 @@ Executable Executable::deserialize(const std::vector<uint8_t>& b) {
   }
   {
     Reader r = open(SectionKind::dma);
-    const uint64_t n = r.count("dma descriptor", 2 * 66);
+    const uint64_t n = r.count("dma descriptor", 2 * kEndpointBytes);
     exe.dma.reserve(n);
     for (uint64_t i = 0; i < n; ++i) {
       DmaDescriptor d;

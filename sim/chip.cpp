@@ -23,6 +23,9 @@ Chip& Chip::instance(const ChipConfig& cfg) {
     sc_core::sc_set_time_resolution(1, sc_core::SC_FS);
     cfg.check();
     chip.reset(new Chip("chip", cfg));
+    // Elaborate and run the initialisation phase now, so every engine thread
+    // is waiting for its start event before the first run notifies it.
+    sc_core::sc_start(sc_core::SC_ZERO_TIME);
   } else if (param_values(chip->cfg_) != param_values(cfg)) {
     throw RunError("this process already simulates chip configuration '" + chip->cfg_.name +
                    "'; use a new process for another configuration");

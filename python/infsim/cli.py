@@ -1,0 +1,144 @@
+"""The `infsim` command line: compile, run, objdump, info, demo."""
+import argparse
+import json
+import os
+import struct
+import sys
+
+import numpy as np
+
+from . import _infsim, runtime
+from .compiler import CompileError, compile_model
+
+ERRORS = (CompileError, runtime.RunError, _infsim.FormatError, _infsim.RunError, _infsim.ConfigError,
+          _infsim.IsaError, OSError, ValueError, KeyError)
+
+
+def cmd_compile(a):
+    exe = compile_model(a.model, target=a.target, dtype=a.dtype, batch=a.batch)
+    if a.pipeline_cores != 1:
+        raise CompileError("--pipeline-cores > 1 is not implemented yet")
+    exe.save(a.output)
+    meta = runtime.metadata(exe)
+    n = sum(len(s[2]) for s in exe.streams)
+    print(f"compiled {a.model} -> {a.output}: {n} instructions, {len(exe.dma)} DMA descriptors, "
+          f"{meta['dram_bytes']} bytes of DRAM, {meta['sbuf_bytes_per_partition']} SBUF bytes per partition")
+    return 0
+
+
+def _load_npz(path):
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise runtime.RunError(f"cannot read inputs {path}: {e}") from None
+
+
+def cmd_run(a):
+    exe = runtime.load(a.model)
+    outputs, stats = runtime.run(exe, _load_npz(a.inputs), instance=a.instance, config=a.config)
+    np.savez(a.outputs, **outputs)
+    if a.stats:
+        with open(a.stats, "w") as f:
+            json.dump(stats, f, indent=1, sort_keys=True)
+    if a.profile:
+        raise CompileError("--profile is not implemented yet")
+    print(f"ran {a.model}: {stats['total_cycles']} cycles, {stats['simulated_seconds'] * 1e6:.3f} us simulated; "
+          f"outputs -> {a.outputs}")
+    return 0
+
+
+def cmd_objdump(a):
+    with open(a.model, "rb") as f:
+        head = f.read(40)
+    exe = runtime.load(a.model)
+    fmt_version, isa_version, size, digest = struct.unpack_from("<IIQQ", head, 8)
+    print(f"{a.model}: infsim executable, format {fmt_version}, ISA {isa_version}, {size} bytes, "
+          f"hash {digest:016x}")
+    print("metadata:", json.dumps(runtime.metadata(exe), sort_keys=True))
+    print(f"cores: {exe.num_cores}")
+    print("tensors:")
+    for t in exe.tensors:
+        print(f"  {t['kind']:6} {t['name']:20} {t['dtype']:5} {str(t['shape']):18} core {t['core']} "
+              f"dram {t['dram_offset']:#x}")
+    consts = exe.constants
+    print(f"constants: {len(consts)} blocks, {sum(c[2] for c in consts)} bytes")
+    print(f"dma descriptors: {len(exe.dma)}")
+    for i in range(len(exe.dma)):
+        print(f"  {i:5}: {exe.describe_dma(i)}")
+    ops = exe.source_ops
+    for core, engine, lines, src in exe.streams:
+        print(f"core {core} {engine}: {len(lines)} instructions")
+        for i, (line, s) in enumerate(zip(lines, src)):
+            print(f"  {i:5}: {line:100}  ; {ops[s]}")
+    return 0
+
+
+def cmd_info(a):
+    if a.params or not a.model:
+        cfg = _infsim.config(a.target)
+        print(f"chip configuration {a.target}:")
+        for p in _infsim.param_schema():
+            unit = f" {p['unit']}" if p["unit"] else ""
+            print(f"  {p['name']:24} = {cfg[p['name']]:>14}{unit:8}  {p['description']}")
+    if a.model:
+        exe = runtime.load(a.model)
+        print(json.dumps(runtime.metadata(exe), indent=1, sort_keys=True))
+        exe.validate(a.target)
+        print(f"{a.model}: valid for {a.target}")
+    return 0
+
+
+def cmd_demo(a):
+    from .demo import run_demo
+    return run_demo(a.out, a.dtype)
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="infsim", description="Inferentia-class chip simulator and toolchain")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    c = sub.add_parser("compile", help="compile an ONNX model into an executable")
+    c.add_argument("model")
+    c.add_argument("-o", "--output", required=True)
+    c.add_argument("--target", default="inf1", help="inf1, inf2 or a chip configuration YAML")
+    c.add_argument("--dtype", default="bf16", help="bf16 | fp16 | fp32 | int8")
+    c.add_argument("--batch", type=int, help="fixes a dynamic batch dimension")
+    c.add_argument("--pipeline-cores", type=int, default=1)
+    c.set_defaults(fn=cmd_compile)
+
+    r = sub.add_parser("run", help="run an executable on the simulated chip")
+    r.add_argument("model")
+    r.add_argument("--inputs", required=True, help=".npz keyed by input name")
+    r.add_argument("--outputs", required=True, help=".npz written keyed by output name")
+    r.add_argument("--instance", default="inf1.xlarge", choices=sorted(runtime.INSTANCES))
+    r.add_argument("--config", help="chip configuration overriding the instance's (name or YAML)")
+    r.add_argument("--stats", help="write STATS.json")
+    r.add_argument("--profile", help="write a trace (not implemented yet)")
+    r.set_defaults(fn=cmd_run)
+
+    o = sub.add_parser("objdump", help="print an executable's header, tensors, descriptors and disassembly")
+    o.add_argument("model")
+    o.set_defaults(fn=cmd_objdump)
+
+    i = sub.add_parser("info", help="chip configuration parameters, or an executable's metadata")
+    i.add_argument("model", nargs="?")
+    i.add_argument("--target", default="inf1")
+    i.add_argument("--params", action="store_true", help="list every configuration parameter")
+    i.set_defaults(fn=cmd_info)
+
+    d = sub.add_parser("demo", help="compile and run the bundled MLP, compare with PyTorch")
+    d.add_argument("--out", default="out")
+    d.add_argument("--dtype", default="bf16")
+    d.set_defaults(fn=cmd_demo)
+    return p
+
+
+def main(argv=None):
+    a = build_parser().parse_args(argv)
+    try:
+        return a.fn(a)
+    except ERRORS as e:
+        msg = str(e).strip().replace("\n", "; ") or type(e).__name__
+        print(f"infsim {a.cmd}: error: {msg}", file=sys.stderr)
+        return 1

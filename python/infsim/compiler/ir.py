@@ -1,0 +1,43 @@
+"""Graph IR: values with static shapes, nodes in topological order, constants."""
+from dataclasses import dataclass, field
+from typing import Dict, List, Tuple
+
+import numpy as np
+
+
+class CompileError(Exception):
+    """The model cannot be compiled; the message says why and what to do."""
+
+
+@dataclass
+class Value:
+    name: str
+    shape: Tuple[int, ...]
+    dtype: np.dtype
+
+
+@dataclass
+class Node:
+    op: str
+    name: str
+    inputs: List[str]
+    outputs: List[str]
+    attrs: Dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class Graph:
+    inputs: List[Value]
+    outputs: List[Value]
+    nodes: List[Node]
+    constants: Dict[str, np.ndarray]
+    values: Dict[str, Value] = field(default_factory=dict)
+
+    def producer(self, name: str):
+        for n in self.nodes:
+            if name in n.outputs:
+                return n
+        return None
+
+    def consumers(self, name: str) -> List[Node]:
+        return [n for n in self.nodes if name in n.inputs]

@@ -1,0 +1,76 @@
+"""Runtime API: load executables, run them on the simulated chip, read stats."""
+import json
+from typing import Dict
+
+import numpy as np
+
+from . import _infsim
+
+NUMPY_OF = {"fp32": np.float32, "fp16": np.float16, "int8": np.int8, "int32": np.int32}
+
+INSTANCES = {  # instance type -> (chip configuration, chips)
+    "inf1.xlarge": ("inf1", 1),
+    "inf1.2xlarge": ("inf1", 1),
+    "inf1.6xlarge": ("inf1", 4),
+    "inf1.24xlarge": ("inf1", 16),
+}
+
+
+class RunError(RuntimeError):
+    """Bad inputs or a failed run; the message says which."""
+
+
+def load(path: str) -> "_infsim.Executable":
+    return _infsim.Executable.load(path)
+
+
+def metadata(exe) -> dict:
+    return json.loads(exe.metadata_json)
+
+
+def _to_bytes(name, arr, spec) -> bytes:
+    if spec["dtype"] not in NUMPY_OF:
+        raise RunError(f"input '{name}': device dtype {spec['dtype']} cannot be fed from the host")
+    a = np.asarray(arr)
+    if tuple(a.shape) != tuple(spec["shape"]):
+        raise RunError(f"input '{name}': shape {tuple(a.shape)} does not match the compiled shape "
+                       f"{tuple(spec['shape'])}")
+    if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+        raise RunError(f"input '{name}': dtype {a.dtype} is not numeric")
+    return np.ascontiguousarray(a, dtype=NUMPY_OF[spec["dtype"]]).tobytes()
+
+
+def run(exe, inputs: Dict[str, np.ndarray], instance: str = "inf1.xlarge", config: str = None):
+    """Runs `exe` with numpy inputs keyed by name. Returns (outputs, stats)."""
+    if config is None:
+        if instance not in INSTANCES:
+            raise RunError(f"unknown instance '{instance}' (choose from {', '.join(INSTANCES)})")
+        config = INSTANCES[instance][0]
+    specs = {t["name"]: t for t in exe.tensors}
+    ins = {t["name"]: t for t in exe.tensors if t["kind"] == "input"}
+    for name in inputs:
+        if name not in ins:
+            raise RunError(f"unknown input '{name}' (the model's inputs: {', '.join(ins)})")
+    for name in ins:
+        if name not in inputs:
+            raise RunError(f"missing input '{name}'")
+    raw = {n: _to_bytes(n, a, ins[n]) for n, a in inputs.items()}
+    r = _infsim.run(exe, raw, config)
+    outputs = {}
+    for name, data in r["outputs"].items():
+        spec = specs[name]
+        outputs[name] = np.frombuffer(data, dtype=NUMPY_OF[spec["dtype"]]).reshape(spec["shape"]).copy()
+    return outputs, make_stats(r, instance, config)
+
+
+def make_stats(r, instance, config) -> dict:
+    """STATS.json content: totals plus counters nested by component path."""
+    counters = {}
+    for path, name, unit, desc, value in r["counters"]:
+        node = counters
+        for part in path.split("."):
+            node = node.setdefault(part, {})
+        node[name] = value
+    return {"total_cycles": r["total_cycles"], "simulated_seconds": r["simulated_seconds"],
+            "instance": instance, "config": config, "counters": counters,
+            "counter_units": {f"{p}.{n}": {"unit": u, "description": d} for p, n, u, d, _ in r["counters"]}}
