@@ -1,0 +1,28 @@
+"""Shared test helpers: models to ONNX, accuracy measures."""
+import numpy as np
+import torch
+
+
+def export(module, example, path, input_names=("x",), output_names=("y",), dynamic_batch=False):
+    dyn = {input_names[0]: {0: "batch"}} if dynamic_batch else None
+    torch.onnx.export(module.eval(), (example,), str(path), input_names=list(input_names),
+                      output_names=list(output_names), opset_version=13, dynamic_axes=dyn)
+    return str(path)
+
+
+def cosine(a, b):
+    a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+# Tolerances that follow from the compute dtype: BF16 keeps 8 significant
+# bits (relative step 2^-8), FP16 11, FP32 24; errors grow with the number of
+# accumulated rounded terms, bounded here relative to the output's scale.
+TOLERANCE = {"bf16": 2e-2, "fp16": 4e-3, "fp32": 1e-5}
+
+
+def assert_close(got, ref, dtype):
+    scale = float(np.abs(ref).max())
+    err = float(np.abs(got - ref).max())
+    assert err <= TOLERANCE[dtype] * scale, f"max abs error {err:.3e} > {TOLERANCE[dtype]} x {scale:.3e}"
+    assert cosine(got, ref) >= (0.999 if dtype != "fp32" else 0.9999999)
