@@ -1,4 +1,4 @@
-"""The `infsim` command line: compile, run, objdump, info, demo."""
+"""The `infsim` command line: compile, run, bench, objdump, info, demo."""
 import argparse
 import json
 import os
@@ -89,6 +89,35 @@ def cmd_info(a):
     return 0
 
 
+def cmd_bench(a):
+    import time
+    exe = runtime.load(a.model)
+    meta = runtime.metadata(exe)
+    if a.batch is not None and a.batch != meta["batch"]:
+        raise CompileError(f"the executable was compiled for batch {meta['batch']}; recompile with --batch {a.batch}")
+    rng = np.random.default_rng(0)
+    inputs = {t["name"]: rng.standard_normal(t["shape"]).astype(np.float32)
+              for t in exe.tensors if t["kind"] == "input"}
+    walls, stats = [], None
+    for _ in range(a.iterations):
+        t0 = time.perf_counter()
+        _, stats = runtime.run(exe, inputs, instance=a.instance, config=a.config)
+        walls.append(time.perf_counter() - t0)
+    sim_s = stats["simulated_seconds"]
+    report = {"model": a.model, "instance": a.instance, "batch": meta["batch"], "iterations": a.iterations,
+              "total_cycles": stats["total_cycles"], "simulated_latency_us": sim_s * 1e6,
+              "simulated_throughput_per_s": meta["batch"] / sim_s,
+              "wall_seconds_per_run_min": min(walls), "wall_seconds_per_run_median": float(np.median(walls)),
+              "simulated_cycles_per_wall_second": stats["total_cycles"] / min(walls)}
+    w = max(len(k) for k in report)
+    for k, v in report.items():
+        print(f"{k:{w}}  {v:.6g}" if isinstance(v, float) else f"{k:{w}}  {v}")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(report, f, indent=1)
+    return 0
+
+
 def cmd_demo(a):
     from .demo import run_demo
     return run_demo(a.out, a.dtype)
@@ -126,6 +155,15 @@ def build_parser():
     i.add_argument("--target", default="inf1")
     i.add_argument("--params", action="store_true", help="list every configuration parameter")
     i.set_defaults(fn=cmd_info)
+
+    b = sub.add_parser("bench", help="simulated latency/throughput of an executable, and simulator speed")
+    b.add_argument("model")
+    b.add_argument("--instance", default="inf1.xlarge", choices=sorted(runtime.INSTANCES))
+    b.add_argument("--config", help="chip configuration overriding the instance's (name or YAML)")
+    b.add_argument("--batch", type=int, help="check the executable's compiled batch size")
+    b.add_argument("--iterations", type=int, default=3)
+    b.add_argument("--json", help="write the report as JSON")
+    b.set_defaults(fn=cmd_bench)
 
     d = sub.add_parser("demo", help="compile and run the bundled MLP, compare with PyTorch")
     d.add_argument("--out", default="out")
