@@ -42,6 +42,11 @@ RunResult Chip::run(const isa::Executable& exe, const std::map<std::string, std:
   for (auto& c : cores_) c->reset();
   const uint64_t slice = cfg_.dram_slice_bytes();
   for (const auto& c : exe.constants) dram_->backdoor_write(c.core * slice + c.dram_offset, c.bytes.data(), c.bytes.size());
+  for (const auto& [name, bytes] : inputs) {
+    bool known = false;
+    for (const auto& t : exe.tensors) known |= t.kind == isa::TensorKind::input && t.name == name;
+    if (!known) throw RunError(fmt::format("unknown input '{}'", name));
+  }
   for (const auto& t : exe.tensors) {
     if (t.kind != isa::TensorKind::input) continue;
     auto it = inputs.find(t.name);
@@ -50,11 +55,6 @@ RunResult Chip::run(const isa::Executable& exe, const std::map<std::string, std:
       throw RunError(fmt::format("input '{}': got {} bytes, expected {} ({} elements of {})", t.name,
                                  it->second.size(), t.bytes(), t.elements(), isa::to_string(t.dtype)));
     dram_->backdoor_write(t.core * slice + t.dram_offset, it->second.data(), it->second.size());
-  }
-  for (const auto& [name, bytes] : inputs) {
-    bool known = false;
-    for (const auto& t : exe.tensors) known |= t.kind == isa::TensorKind::input && t.name == name;
-    if (!known) throw RunError(fmt::format("unknown input '{}'", name));
   }
 
   const sc_core::sc_time t0 = sc_core::sc_time_stamp();
