@@ -592,10 +592,11 @@ void validate(const Executable& exe, const DeviceLimits& lim) {
         check_ap(x->src, lim, where + " src");
         check_ap(x->dst, lim, where + " dst");
         check_same_shape(x->src, x->dst, where);
-        if (x->bias.space != Space::none) {
-          check_ap(x->bias, lim, where + " bias");
-          if (x->bias.dtype != Dtype::fp32 || x->bias.part_count != x->src.part_count || ap_free(x->bias) != 1)
-            throw FormatError(where + " bias: must be an fp32 column with one element per input partition");
+        for (const auto& [col, name] : {std::pair{&x->bias, " bias"}, std::pair{&x->accum, " accum"}}) {
+          if (col->space == Space::none) continue;
+          check_ap(*col, lim, where + name);
+          if (col->dtype != Dtype::fp32 || col->part_count != x->src.part_count || ap_free(*col) != 1)
+            throw FormatError(where + name + ": must be an fp32 column with one element per input partition");
         }
       } else if (const auto* x = std::get_if<TensorTensor>(&ins)) {
         check_ap(x->in0, lim, where + " in0");

@@ -33,6 +33,13 @@ EngineBase::Cost ScalarEngine::execute(const isa::Instruction& ins) {
     }
     firmware::apply_activation(x->func, buf_.data(), buf_.size());
     core_.memory(x->dst.space).write(x->dst, buf_.data());
+    if (x->accum.space != isa::Space::none) {
+      // Running sum of the FP32 results along the free axis, in order.
+      sums_.assign(p, 0.0f);
+      for (uint32_t pi = 0; pi < p; ++pi)
+        for (uint64_t i = 0; i < n; ++i) sums_[pi] += buf_[pi * n + i];
+      core_.memory(x->accum.space).write(x->accum, sums_.data());
+    }
     // One element per partition per cycle; the result lands after the SRAM latency.
     return {std::max<uint64_t>(cfg.min_instruction_cycles, n), cfg.sram_latency_cycles};
   }

@@ -13,7 +13,7 @@ class ScalarEngine : public EngineBase {
 
  private:
   Cost execute(const isa::Instruction& ins) override;
-  std::vector<float> buf_, bias_;
+  std::vector<float> buf_, bias_, sums_;
 };
 
 }  // namespace infsim::sim
