@@ -308,16 +308,21 @@ Executable Executable::deserialize(const std::vector<uint8_t>& b) {
   if (fnv1a64(b.data() + kHeaderBytes, b.size() - kHeaderBytes) != hash)
     throw FormatError("executable is corrupted: content hash mismatch");
   if (nsec > 64) throw FormatError(fmt::format("header: implausible section count {}", nsec));
-  h.get<uint32_t>("reserved");
+  // The section count and this word are the only header bytes outside the
+  // hash: reserved must be 0 and no section may overlap the section table.
+  if (h.get<uint32_t>("reserved") != 0) throw FormatError("header: reserved word is not 0");
+  const uint64_t table_end = kHeaderBytes + uint64_t{kSectionEntryBytes} * nsec;
 
   std::map<SectionKind, std::pair<const uint8_t*, size_t>> sec;
   for (uint32_t i = 0; i < nsec; ++i) {
     const auto kind = h.get<uint32_t>("section kind");
-    h.get<uint32_t>("reserved");
+    if (h.get<uint32_t>("reserved") != 0) throw FormatError(fmt::format("section {}: reserved word is not 0", i));
     const auto off = h.get<uint64_t>("section offset");
     const auto len = h.get<uint64_t>("section size");
     if (off > b.size() || len > b.size() - off)
       throw FormatError(fmt::format("section {} (kind {}) lies outside the file", i, kind));
+    if (off < table_end)
+      throw FormatError(fmt::format("section {} (kind {}) overlaps the section table", i, kind));
     sec[static_cast<SectionKind>(kind)] = {b.data() + off, len};
   }
   auto open = [&](SectionKind k) {
@@ -512,6 +517,124 @@ void check_endpoint(const DmaEndpoint& e, const DeviceLimits& lim, const std::st
   }
 }
 
+// Per-opcode operand checks: everything that can be known before running.
+struct OperandChecker {
+  const Executable& exe;
+  const DeviceLimits& lim;
+  const std::string& where;
+
+  void ap(const AccessPattern& a, const char* name, bool sbuf_only = false) const {
+    check_ap(a, lim, where + " " + name, sbuf_only);
+  }
+  // An optional FP32 column [P, 1] matching `like`'s partitions.
+  void column(const AccessPattern& c, const AccessPattern& like, const char* name) const {
+    if (c.space == Space::none) return;
+    ap(c, name);
+    if (c.dtype != Dtype::fp32 || c.part_count != like.part_count || ap_free(c) != 1)
+      throw FormatError(where + " " + name + ": must be an fp32 column with one element per input partition");
+  }
+  void same(const AccessPattern& a, const AccessPattern& b) const { check_same_shape(a, b, where); }
+  void fail(const std::string& what) const { throw FormatError(where + ": " + what); }
+
+  void operator()(const Nop&) const {}
+  void operator()(const EndOfProgram&) const {}
+  void operator()(const DmaCopy& x) const {
+    if (x.count == 0 || uint64_t{x.desc} + x.count > exe.dma.size())
+      fail(fmt::format("descriptors {}+{} outside the table of {}", x.desc, x.count, exe.dma.size()));
+  }
+  void operator()(const LoadStationary& x) const {
+    ap(x.src, "src", true);
+    if (x.src.part_count > lim.array_rows || ap_free(x.src) > lim.array_cols)
+      fail(fmt::format("stationary [{}, {}] larger than the {}x{} array", x.src.part_count, ap_free(x.src),
+                       lim.array_rows, lim.array_cols));
+  }
+  void operator()(const MultiplyMoving& x) const {
+    ap(x.src, "src", true);
+    ap(x.dst, "dst");
+    if (x.dst.space != Space::psum) fail("dst must be in PSUM");
+    if (x.dst.dtype != Dtype::fp32) fail("dst: PSUM accumulators are fp32");
+    if (x.src.part_count > lim.array_rows) fail("src has more partitions than the array has rows");
+    if (ap_free(x.src) != ap_free(x.dst))
+      fail(fmt::format("moving has {} columns, dst {}", ap_free(x.src), ap_free(x.dst)));
+    if (ap_free(x.dst) > lim.psum_bank_bytes / 4 ||
+        x.dst.offset % lim.psum_bank_bytes + ap_free(x.dst) * 4 > lim.psum_bank_bytes)
+      fail(fmt::format("dst must lie inside one {}-byte PSUM bank", lim.psum_bank_bytes));
+  }
+  void operator()(const Activation& x) const {
+    ap(x.src, "src");
+    ap(x.dst, "dst");
+    same(x.src, x.dst);
+    column(x.bias, x.src, "bias");
+    column(x.accum, x.src, "accum");
+  }
+  void operator()(const TensorTensor& x) const {
+    ap(x.in0, "in0");
+    ap(x.in1, "in1");
+    ap(x.dst, "dst");
+    same(x.in0, x.dst);
+    same(x.in1, x.dst);
+  }
+  void operator()(const TensorScalar& x) const {
+    ap(x.src, "src");
+    ap(x.dst, "dst");
+    same(x.src, x.dst);
+    column(x.col0, x.src, "col0");
+    column(x.col1, x.src, "col1");
+  }
+  void operator()(const TensorReduce& x) const {
+    ap(x.src, "src");
+    ap(x.dst, "dst");
+    if (x.op != AluOp::add && x.op != AluOp::mul && x.op != AluOp::max && x.op != AluOp::min)
+      fail(std::string("cannot reduce with ") + to_string(x.op));
+    if (x.axes < 1 || x.axes > x.src.ndim) fail(fmt::format("axes {} not in 1..{}", x.axes, x.src.ndim));
+    uint64_t kept = 1;
+    for (uint32_t i = 0; i < x.src.ndim - x.axes; ++i) kept *= x.src.dims[i].num;
+    if (x.dst.part_count != x.src.part_count || ap_free(x.dst) != kept)
+      fail(fmt::format("dst must be [{}, {}]", x.src.part_count, kept));
+  }
+  void operator()(const TensorCopy& x) const {
+    ap(x.src, "src");
+    ap(x.dst, "dst");
+    same(x.src, x.dst);
+  }
+  void operator()(const Transpose& x) const {
+    ap(x.src, "src");
+    ap(x.dst, "dst");
+    if (x.src.part_count > 32 || ap_free(x.src) > 32) fail("transposes at most 32 partitions x 32 elements");
+    if (x.dst.part_count != ap_free(x.src) || ap_free(x.dst) != x.src.part_count)
+      fail(fmt::format("dst must be [{}, {}]", ap_free(x.src), x.src.part_count));
+  }
+  void operator()(const BnStats& x) const {
+    ap(x.src, "src");
+    ap(x.dst, "dst");
+    if (x.dst.dtype != Dtype::fp32 || x.dst.part_count != x.src.part_count || ap_free(x.dst) != 3)
+      fail(fmt::format("dst must be fp32 [{}, 3]", x.src.part_count));
+  }
+  void operator()(const BnAggr& x) const {
+    ap(x.src, "src");
+    ap(x.dst, "dst");
+    if (x.src.dtype != Dtype::fp32 || ap_free(x.src) % 3 != 0) fail("src must be fp32 [P, 3k]");
+    if (x.dst.dtype != Dtype::fp32 || x.dst.part_count != x.src.part_count || ap_free(x.dst) != 2)
+      fail(fmt::format("dst must be fp32 [{}, 2]", x.src.part_count));
+  }
+  void operator()(const Select& x) const {
+    ap(x.pred, "pred");
+    ap(x.in0, "in0");
+    ap(x.in1, "in1");
+    ap(x.dst, "dst");
+    same(x.pred, x.dst);
+    same(x.in0, x.dst);
+    same(x.in1, x.dst);
+  }
+  void operator()(const Memset& x) const { ap(x.dst, "dst"); }
+  void operator()(const Iota& x) const { ap(x.dst, "dst"); }
+  void operator()(const Reciprocal& x) const {
+    ap(x.src, "src");
+    ap(x.dst, "dst");
+    same(x.src, x.dst);
+  }
+};
+
 }  // namespace
 
 void validate(const Executable& exe, const DeviceLimits& lim) {
@@ -548,7 +671,6 @@ void validate(const Executable& exe, const DeviceLimits& lim) {
 
   std::vector<int> end_of_program(exe.num_cores, 0);
   std::set<std::pair<uint32_t, Engine>> seen;
-  const uint32_t bank_floats = lim.psum_bank_bytes / 4;
   for (const auto& s : exe.streams) {
     if (s.core >= exe.num_cores) throw FormatError(fmt::format("stream for core {} out of range", s.core));
     if (!seen.insert({s.core, s.engine}).second)
@@ -566,45 +688,8 @@ void validate(const Executable& exe, const DeviceLimits& lim) {
       for (uint8_t sem : {h.wait0, h.wait1, h.signal})
         if (sem != kNoSemaphore && sem >= lim.semaphores)
           throw FormatError(fmt::format("{}: semaphore {} out of range ({} per core)", where, sem, lim.semaphores));
-      if (const auto* x = std::get_if<EndOfProgram>(&ins)) {
-        (void)x;
-        ++end_of_program[s.core];
-      } else if (const auto* x = std::get_if<DmaCopy>(&ins)) {
-        if (x->count == 0 || uint64_t{x->desc} + x->count > exe.dma.size())
-          throw FormatError(fmt::format("{}: descriptors {}+{} outside the table of {}", where, x->desc, x->count,
-                                        exe.dma.size()));
-      } else if (const auto* x = std::get_if<LoadStationary>(&ins)) {
-        check_ap(x->src, lim, where + " src", true);
-        if (x->src.part_count > lim.array_rows || ap_free(x->src) > lim.array_cols)
-          throw FormatError(fmt::format("{}: stationary [{}, {}] larger than the {}x{} array", where,
-                                        x->src.part_count, ap_free(x->src), lim.array_rows, lim.array_cols));
-      } else if (const auto* x = std::get_if<MultiplyMoving>(&ins)) {
-        check_ap(x->src, lim, where + " src", true);
-        check_ap(x->dst, lim, where + " dst");
-        if (x->dst.space != Space::psum) throw FormatError(where + " dst: must be in PSUM");
-        if (x->dst.dtype != Dtype::fp32) throw FormatError(where + " dst: PSUM accumulators are fp32");
-        if (x->src.part_count > lim.array_rows) throw FormatError(where + " src: more partitions than array rows");
-        if (ap_free(x->src) != ap_free(x->dst))
-          throw FormatError(fmt::format("{}: moving has {} columns, dst {}", where, ap_free(x->src), ap_free(x->dst)));
-        if (ap_free(x->dst) > bank_floats || x->dst.offset % lim.psum_bank_bytes + ap_free(x->dst) * 4 > lim.psum_bank_bytes)
-          throw FormatError(fmt::format("{} dst: must lie inside one {}-byte PSUM bank", where, lim.psum_bank_bytes));
-      } else if (const auto* x = std::get_if<Activation>(&ins)) {
-        check_ap(x->src, lim, where + " src");
-        check_ap(x->dst, lim, where + " dst");
-        check_same_shape(x->src, x->dst, where);
-        for (const auto& [col, name] : {std::pair{&x->bias, " bias"}, std::pair{&x->accum, " accum"}}) {
-          if (col->space == Space::none) continue;
-          check_ap(*col, lim, where + name);
-          if (col->dtype != Dtype::fp32 || col->part_count != x->src.part_count || ap_free(*col) != 1)
-            throw FormatError(where + name + ": must be an fp32 column with one element per input partition");
-        }
-      } else if (const auto* x = std::get_if<TensorTensor>(&ins)) {
-        check_ap(x->in0, lim, where + " in0");
-        check_ap(x->in1, lim, where + " in1");
-        check_ap(x->dst, lim, where + " dst");
-        check_same_shape(x->in0, x->dst, where);
-        check_same_shape(x->in1, x->dst, where);
-      }
+      if (std::holds_alternative<EndOfProgram>(ins)) ++end_of_program[s.core];
+      std::visit(OperandChecker{exe, lim, where}, ins);
     }
   }
   for (uint32_t c = 0; c < exe.num_cores; ++c)

@@ -43,6 +43,12 @@ EngineBase::Cost ScalarEngine::execute(const isa::Instruction& ins) {
     // One element per partition per cycle; the result lands after the SRAM latency.
     return {std::max<uint64_t>(cfg.min_instruction_cycles, n), cfg.sram_latency_cycles};
   }
+  if (const auto* x = std::get_if<isa::TensorCopy>(&ins)) {
+    buf_.resize(size_t{x->src.part_count} * free_size(x->src));
+    core_.memory(x->src.space).read(x->src, buf_.data());
+    core_.memory(x->dst.space).write(x->dst, buf_.data());
+    return {std::max<uint64_t>(cfg.min_instruction_cycles, free_size(x->src)), cfg.sram_latency_cycles};
+  }
   throw DeviceFault("instruction not implemented by the scalar engine");
 }
 

@@ -1,4 +1,6 @@
-// Vector engine: elementwise tensor-tensor operations, FP32 inside.
+// Vector engine: elementwise tensor-tensor and tensor-scalar operations,
+// reductions along the free axis, copies with cast, 32x32 transposes,
+// normalisation statistics, select, memset, iota, reciprocal. FP32 inside.
 #pragma once
 
 #include <vector>
@@ -13,7 +15,11 @@ class VectorEngine : public EngineBase {
 
  private:
   Cost execute(const isa::Instruction& ins) override;
-  std::vector<float> a_, b_;
+  Cost elementwise(uint64_t free, uint64_t cycles_per_element);
+  std::vector<float> a_, b_, c_;
 };
+
+// The vector ALU on FP32 working values (see alu_op in isa.yaml).
+float alu(isa::AluOp op, float a, float b);
 
 }  // namespace infsim::sim

@@ -33,7 +33,8 @@ def test_trace_wrong_arity():
 def test_python_view_matches_the_assembler():
     # Every opcode of the generated view assembles with its fields named as listed.
     ap = sbuf(0, 4, 0, "bf16", [(8, 1)])
-    values = {"u32": 3, "u16": 1, "u1": 1, "f32": 0.5, "ap": ap, "enum:alu_op": "max", "enum:act_func": "relu"}
+    values = {"u32": 3, "u16": 1, "u3": 1, "u1": 1, "i32": -2, "f32": 0.5, "ap": ap, "enum:alu_op": "max",
+              "enum:act_func": "relu"}
     for name, (opcode, engines, fields) in isa_gen.OPCODES.items():
         prog = CoreProgram(0, 8, ["op"])
         prog.emit(engines[0].name, name, {f: values[k] for f, k in fields}, waits=[("a", 2)], signal="b")
