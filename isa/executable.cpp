@@ -541,6 +541,21 @@ struct OperandChecker {
   void operator()(const DmaCopy& x) const {
     if (x.count == 0 || uint64_t{x.desc} + x.count > exe.dma.size())
       fail(fmt::format("descriptors {}+{} outside the table of {}", x.desc, x.count, exe.dma.size()));
+    for (uint32_t i = x.desc; i < x.desc + x.count; ++i)
+      if (exe.dma[i].src.elements() != exe.dma[i].dst.elements())
+        fail(fmt::format("dma descriptor {}: source has {} elements, destination {}", i, exe.dma[i].src.elements(),
+                         exe.dma[i].dst.elements()));
+  }
+  void operator()(const DmaGather& x) const {
+    if (x.desc >= exe.dma.size()) fail(fmt::format("descriptor {} outside the table of {}", x.desc, exe.dma.size()));
+    ap(x.index, "index");
+    const DmaDescriptor& d = exe.dma[x.desc];
+    if (x.index.dtype != Dtype::int32 || ap_free(x.index) != 1) fail("index must be an int32 column [P, 1]");
+    if (d.dst.loc == Location::dram || d.dst.part_count != x.index.part_count)
+      fail(fmt::format("descriptor {} must gather into {} on-chip partitions, one per index", x.desc,
+                       x.index.part_count));
+    if (d.src.elements() / d.src.part_count != d.dst.elements() / d.dst.part_count)
+      fail(fmt::format("descriptor {}: table rows and destination rows differ in size", x.desc));
   }
   void operator()(const LoadStationary& x) const {
     ap(x.src, "src", true);
@@ -664,9 +679,6 @@ void validate(const Executable& exe, const DeviceLimits& lim) {
     const std::string where = fmt::format("dma descriptor {}", i);
     check_endpoint(d.src, lim, where + " src");
     check_endpoint(d.dst, lim, where + " dst");
-    if (d.src.elements() != d.dst.elements())
-      throw FormatError(fmt::format("{}: source has {} elements, destination {}", where, d.src.elements(),
-                                    d.dst.elements()));
   }
 
   std::vector<int> end_of_program(exe.num_cores, 0);

@@ -84,11 +84,28 @@ sc_time DmaQueue::access(const isa::DmaEndpoint& e, const std::vector<Piece>& ps
   return done;
 }
 
-sc_time DmaQueue::transfer(const isa::DmaDescriptor& d, sc_time start) {
+std::vector<DmaQueue::Piece> DmaQueue::gathered_rows(const isa::DmaEndpoint& table, const isa::AccessPattern& index) {
+  index_.resize(index.part_count);
+  core_.memory(index.space).read(index, index_.data());
+  isa::DmaEndpoint row = table;
+  row.part_count = 1;
+  std::vector<Piece> out;
+  for (uint32_t p = 0; p < index.part_count; ++p) {
+    const float r = index_[p];
+    if (!(r >= 0.0f && r < static_cast<float>(table.part_count)))
+      throw DeviceFault(fmt::format("gather index {} in partition {} outside the table's {} rows", r,
+                                    index.part_start + p, table.part_count));
+    row.address = table.address + static_cast<uint64_t>(r) * table.part_step * isa::dtype_bytes(table.dtype);
+    for (const Piece& pc : pieces(row)) out.push_back(pc);
+  }
+  return out;
+}
+
+sc_time DmaQueue::transfer(const isa::DmaEndpoint& src_ep, const std::vector<Piece>& src,
+                           const isa::DmaEndpoint& dst_ep, sc_time start) {
   const ChipConfig& cfg = core_.cfg();
-  const uint64_t n = d.src.elements();
-  staging_.resize(n * isa::dtype_bytes(d.src.dtype));
-  const std::vector<Piece> src = pieces(d.src);
+  const uint64_t n = dst_ep.elements();
+  staging_.resize(n * isa::dtype_bytes(src_ep.dtype));
   // Source pieces issue back to back at the queue's rate.
   std::vector<sc_time> issue(src.size());
   sc_time t = start;
@@ -97,39 +114,45 @@ sc_time DmaQueue::transfer(const isa::DmaDescriptor& d, sc_time start) {
     issue[i] = t;
     t += sc_time(static_cast<double>(src[i].bytes) * ps_per_byte, sc_core::SC_PS);
   }
-  const sc_time src_done = access(d.src, src, false, issue);
+  const sc_time src_done = access(src_ep, src, false, issue);
   const sc_time data_ready = issue.empty() ? start : issue.front();
 
-  if (d.src.dtype != d.dst.dtype) {
-    converted_.resize(n * isa::dtype_bytes(d.dst.dtype));
+  if (src_ep.dtype != dst_ep.dtype) {
+    converted_.resize(n * isa::dtype_bytes(dst_ep.dtype));
     for (uint64_t i = 0; i < n; ++i)
-      numerics::store(d.dst.dtype, converted_.data(), static_cast<ptrdiff_t>(i),
-                      numerics::load(d.src.dtype, staging_.data(), static_cast<ptrdiff_t>(i)));
+      numerics::store(dst_ep.dtype, converted_.data(), static_cast<ptrdiff_t>(i),
+                      numerics::load(src_ep.dtype, staging_.data(), static_cast<ptrdiff_t>(i)));
     staging_.swap(converted_);
   }
   // Destination pieces follow once the first data has arrived, at the queue's rate.
-  const std::vector<Piece> dst = pieces(d.dst);
+  const std::vector<Piece> dst = pieces(dst_ep);
   std::vector<sc_time> dst_issue(dst.size());
   t = data_ready;
   for (size_t i = 0; i < dst.size(); ++i) {
     dst_issue[i] = t;
     t += sc_time(static_cast<double>(dst[i].bytes) * ps_per_byte, sc_core::SC_PS);
   }
-  const sc_time dst_done = access(d.dst, dst, true, dst_issue);
+  const sc_time dst_done = access(dst_ep, dst, true, dst_issue);
   bytes_ += staging_.size();
   ++descriptors_;
   return std::max({src_done, dst_done, t});
 }
 
 EngineBase::Cost DmaQueue::execute(const isa::Instruction& ins) {
-  const auto* x = std::get_if<isa::DmaCopy>(&ins);
-  if (!x) throw DeviceFault("instruction not implemented by a DMA queue");
   const ChipConfig& cfg = core_.cfg();
+  const sc_time fixed = core_.period() * static_cast<double>(cfg.dma_fixed_cycles);
   const sc_time now = sc_core::sc_time_stamp();
   sc_time t = now;
-  for (uint32_t i = 0; i < x->count; ++i) {
-    t += core_.period() * static_cast<double>(cfg.dma_fixed_cycles);
-    t = transfer(core_.exe().dma[x->desc + i], t);
+  if (const auto* x = std::get_if<isa::DmaCopy>(&ins)) {
+    for (uint32_t i = 0; i < x->count; ++i) {
+      const isa::DmaDescriptor& d = core_.exe().dma[x->desc + i];
+      t = transfer(d.src, pieces(d.src), d.dst, t + fixed);
+    }
+  } else if (const auto* x = std::get_if<isa::DmaGather>(&ins)) {
+    const isa::DmaDescriptor& d = core_.exe().dma[x->desc];
+    t = transfer(d.src, gathered_rows(d.src, x->index), d.dst, t + fixed);
+  } else {
+    throw DeviceFault("instruction not implemented by a DMA queue");
   }
   // The queue is busy until its last descriptor completes.
   const uint64_t cycles = static_cast<uint64_t>(std::ceil((t - now) / core_.period()));

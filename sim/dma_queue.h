@@ -31,8 +31,11 @@ class DmaQueue : public EngineBase {
     uint64_t bytes;
   };
   Cost execute(const isa::Instruction& ins) override;
-  // Performs one descriptor's data movement; returns its completion time.
-  sc_core::sc_time transfer(const isa::DmaDescriptor& d, sc_core::sc_time start);
+  // Moves the source pieces to the destination pieces (same element count),
+  // converting dtypes; returns the completion time.
+  sc_core::sc_time transfer(const isa::DmaEndpoint& src, const std::vector<Piece>& src_pieces,
+                            const isa::DmaEndpoint& dst, sc_core::sc_time start);
+  std::vector<Piece> gathered_rows(const isa::DmaEndpoint& table, const isa::AccessPattern& index);
   std::vector<Piece> pieces(const isa::DmaEndpoint& e) const;
   // Moves every piece between `staging` and the endpoint's memory; returns
   // when the last piece completes, given each piece's issue time.
@@ -40,6 +43,7 @@ class DmaQueue : public EngineBase {
                           std::vector<sc_core::sc_time>& issue);
 
   std::vector<uint8_t> staging_, converted_;
+  std::vector<float> index_;
   uint64_t& bytes_;
   uint64_t& descriptors_;
 };

@@ -28,6 +28,14 @@ class Harness:
         self.onchip_top[space] += (free * dtype_size(dtype) + 63) // 64 * 64
         return AP(space, 0, parts, off, dtype, ((free, 1),))
 
+    def dram_input(self, name, array) -> int:
+        """array [P, F] float32 left in DRAM; returns its address."""
+        a = np.ascontiguousarray(array, np.float32)
+        addr = self._dram(a.nbytes)
+        self.exe.add_tensor(name, "input", "fp32", list(a.shape), 0, addr)
+        self.inputs[name] = a
+        return addr
+
     def input(self, name, array, dtype="fp32", space="sbuf") -> AP:
         """array [P, F] float32 in DRAM -> on-chip [P, F] of dtype."""
         a = np.ascontiguousarray(array, np.float32)

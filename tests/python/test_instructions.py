@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from harness import Harness
+from infsim import _infsim
+from infsim.isa import dram, onchip
 from infsim.isa import AP, psum
 
 rng = np.random.default_rng(42)
@@ -220,3 +222,30 @@ def test_matmul_accumulates_in_order(k, m, n):
     for kk in range(k):
         total = np.float32(total + np.outer(wb[kk], xb[kk]).astype(np.float32))
     np.testing.assert_array_equal(got["y"], total)
+
+
+def gather_program(table, idx):
+    h = Harness()
+    addr = h.dram_input("table", table)
+    index = h.input("idx", idx, dtype="int32")
+    out = h.alloc(len(idx), table.shape[1])
+    d = h.exe.add_dma(dram(addr, "fp32", table.shape[0], table.shape[1], [(table.shape[1], 1)]), onchip(out))
+    h.prog.emit("dma2", "dma_gather", {"desc": d, "index": index}, waits=[("in", h.loaded)], signal="done_dma2")
+    h.output("y", out, "dma2")
+    return h
+
+
+def test_dma_gather_embedding_rows():
+    table = rand(50, 16)
+    idx = np.array([[3], [0], [49], [3], [17]], np.float32)
+    got, _ = gather_program(table, idx).run()
+    np.testing.assert_array_equal(got["y"], table[idx[:, 0].astype(int)])
+
+
+def test_dma_gather_index_out_of_range_is_a_device_fault():
+    table = rand(10, 4)
+    with pytest.raises(_infsim.RunError, match="device fault.*dma2.*gather index 10"):
+        gather_program(table, np.array([[1], [10]], np.float32)).run()
+    # The chip is usable again after the fault.
+    got, _ = gather_program(table, np.array([[9], [0]], np.float32)).run()
+    np.testing.assert_array_equal(got["y"], table[[9, 0]])
