@@ -72,6 +72,9 @@ RunResult Chip::run(const isa::Executable& exe, const std::map<std::string, std:
   if (!blocked.empty()) {
     std::string msg = "deadlock: no engine can make progress:";
     for (const auto& b : blocked) msg += "\n  " + b;
+    // Unwind the blocked engine threads before the next run reuses them.
+    for (uint32_t c = 0; c < exe.num_cores; ++c) cores_[c]->abandon();
+    sc_core::sc_start();
     throw RunError(msg);
   }
 

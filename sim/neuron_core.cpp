@@ -103,6 +103,11 @@ void NeuronCore::end_of_program(uint32_t code) {
   completion_time_ = sc_core::sc_time_stamp();
 }
 
+void NeuronCore::abandon() {
+  if (!fault_) fault_ = "run abandoned";
+  fault_event_.notify(sc_core::SC_ZERO_TIME);
+}
+
 void NeuronCore::fault(isa::Engine engine, size_t pc, const std::string& what) {
   if (fault_) return;  // report the first fault only
   std::string op = "?";

@@ -55,6 +55,9 @@ class NeuronCore : public sc_core::sc_module {
   sc_core::sc_time completion_time() const { return completion_time_; }
 
   void fault(isa::Engine engine, size_t pc, const std::string& what);
+  // After a deadlock: engines still blocked on semaphores give up their
+  // streams, so that the next run starts every engine afresh.
+  void abandon();
   bool faulted() const { return fault_.has_value(); }
   const std::string& fault_message() const { return *fault_; }
   const sc_core::sc_event& fault_event() const { return fault_event_; }
