@@ -14,8 +14,19 @@ Chip::Chip(sc_core::sc_module_name name, const ChipConfig& cfg) : sc_module(name
   }
 }
 
-Chip& Chip::instance(const ChipConfig& cfg) {
+namespace {
+std::unique_ptr<Chip>& the_chip() {
   static std::unique_ptr<Chip> chip;
+  return chip;
+}
+}  // namespace
+
+bool Chip::can_run(const ChipConfig& cfg) {
+  return !the_chip() || param_values(the_chip()->cfg_) == param_values(cfg);
+}
+
+Chip& Chip::instance(const ChipConfig& cfg) {
+  auto& chip = the_chip();
   if (!chip) {
     // Before any sc_time exists: femtoseconds keep clock periods such as
     // 1/2.8 GHz exact to 1e-6.

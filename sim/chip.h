@@ -37,6 +37,8 @@ class Chip : public sc_core::sc_module {
   // The first call creates the process's chip; later calls must ask for the
   // same configuration.
   static Chip& instance(const ChipConfig& cfg);
+  // Whether this process's chip (if any) can run `cfg`.
+  static bool can_run(const ChipConfig& cfg);
 
   const ChipConfig& config() const { return cfg_; }
   // Validates, loads weights and inputs (raw bytes keyed by input name),

@@ -133,7 +133,7 @@ sc_time DmaQueue::transfer(const isa::DmaEndpoint& src_ep, const std::vector<Pie
     t += sc_time(static_cast<double>(dst[i].bytes) * ps_per_byte, sc_core::SC_PS);
   }
   const sc_time dst_done = access(dst_ep, dst, true, dst_issue);
-  bytes_ += staging_.size();
+  bytes_ += n * isa::dtype_bytes(src_ep.dtype);
   ++descriptors_;
   return std::max({src_done, dst_done, t});
 }

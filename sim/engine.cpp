@@ -22,6 +22,7 @@ std::string EngineBase::path() const { return fmt::format("core{}.{}", core_.ind
 void EngineBase::load(const isa::Stream* stream) {
   stream_ = stream;
   pc_ = 0;
+  last_completion_ = sc_core::SC_ZERO_TIME;
   finished_ = stream == nullptr;
   reset_state();
 }
@@ -82,7 +83,12 @@ void EngineBase::run_stream() {
     ++instructions_;
     busy_cycles_ += cost.occupancy;
     sc_core::wait(period * static_cast<double>(cost.occupancy));
-    if (h.signal != isa::kNoSemaphore) core_.signal(h.signal, period * static_cast<double>(cost.latency));
+    // Results complete in program order (one pipeline per engine), so a
+    // semaphore's count always means "the first n signalling instructions".
+    const sc_core::sc_time done = std::max(sc_core::sc_time_stamp() + period * static_cast<double>(cost.latency),
+                                           last_completion_);
+    last_completion_ = done;
+    if (h.signal != isa::kNoSemaphore) core_.signal(h.signal, done - sc_core::sc_time_stamp());
   }
 }
 

@@ -63,6 +63,7 @@ class EngineBase : public sc_core::sc_module {
   uint64_t& instructions_;
   uint64_t& busy_cycles_;
   uint64_t& stall_semaphore_cycles_;
+  sc_core::sc_time last_completion_;
 };
 
 }  // namespace infsim::sim

@@ -1,4 +1,5 @@
-// Scalar engine (activation): dst = func(src * scale + bias), FP32 inside.
+// Scalar engine: activation dst = func(src * scale + bias) with the firmware's
+// function tables, and tensor_copy; FP32 inside.
 #pragma once
 
 #include <vector>

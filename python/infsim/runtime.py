@@ -16,8 +16,9 @@ INSTANCES = {  # instance type -> (chip configuration, chips)
 }
 
 
-class RunError(RuntimeError):
-    """Bad inputs or a failed run; the message says which."""
+# Bad inputs or a failed run (device fault, deadlock); the message says which.
+# The device runtime raises it too, so one `except RunError` catches all.
+RunError = _infsim.RunError
 
 
 def load(path: str) -> "_infsim.Executable":
@@ -41,21 +42,43 @@ def _to_bytes(name, arr, spec) -> bytes:
 
 
 def run(exe, inputs: Dict[str, np.ndarray], instance: str = "inf1.xlarge", config: str = None):
-    """Runs `exe` with numpy inputs keyed by name. Returns (outputs, stats)."""
+    """Runs `exe` with numpy inputs keyed by name. Returns (outputs, stats).
+
+    The chip configuration is the one the executable was compiled for,
+    unless `config` (a name or YAML path) overrides it for a what-if run."""
+    if instance not in INSTANCES:
+        raise RunError(f"unknown instance '{instance}' (choose from {', '.join(INSTANCES)})")
     if config is None:
-        if instance not in INSTANCES:
-            raise RunError(f"unknown instance '{instance}' (choose from {', '.join(INSTANCES)})")
-        config = INSTANCES[instance][0]
+        config = metadata(exe).get("target", INSTANCES[instance][0])
     specs = {t["name"]: t for t in exe.tensors}
     ins = {t["name"]: t for t in exe.tensors if t["kind"] == "input"}
     # Names are checked by the device runtime; shapes and dtypes here, where the arrays are.
     raw = {n: _to_bytes(n, a, ins[n]) if n in ins else b"" for n, a in inputs.items()}
-    r = _infsim.run(exe, raw, config)
+    if _infsim.can_run_here(config):
+        r = _infsim.run(exe, raw, config)
+    else:
+        r = _worker(config).apply(_run_in_worker, (exe.serialize(), raw, config))
     outputs = {}
     for name, data in r["outputs"].items():
         spec = specs[name]
         outputs[name] = np.frombuffer(data, dtype=NUMPY_OF[spec["dtype"]]).reshape(spec["shape"]).copy()
     return outputs, make_stats(r, instance, config)
+
+
+# SystemC elaborates one chip per process: other configurations run in a
+# worker process each, started on first use and kept for later runs.
+_workers = {}
+
+
+def _worker(config):
+    if config not in _workers:
+        import multiprocessing
+        _workers[config] = multiprocessing.get_context("spawn").Pool(1)
+    return _workers[config]
+
+
+def _run_in_worker(exe_bytes, raw, config):
+    return _infsim.run(_infsim.Executable.deserialize(exe_bytes), raw, config)
 
 
 def make_stats(r, instance, config) -> dict:

@@ -252,6 +252,10 @@ PYBIND11_MODULE(_infsim, m) {
           py::arg("config") = "inf1", "Checks the executable against a chip configuration; raises FormatError.");
 
   m.def(
+      "can_run_here", [](const std::string& config) { return sim::Chip::can_run(sim::ChipConfig::named(config)); },
+      py::arg("config"),
+      "Whether this process can simulate `config`: SystemC elaborates one chip per process.");
+  m.def(
       "run",
       [](const isa::Executable& exe, const std::map<std::string, py::bytes>& inputs, const std::string& config) {
         std::map<std::string, std::vector<uint8_t>> in;

@@ -58,3 +58,18 @@ def test_core_program_semaphores():
     assert "wait" not in prog.streams["tensor"][-1]
     with pytest.raises(ValueError):
         prog.emit("dma0", "load_stationary", {"src": psum(0, 1, 0, [(1, 1)])})
+
+
+def test_other_configuration_runs_in_a_worker_process():
+    # This process's chip is inf1 (earlier tests); an inf2 model still runs,
+    # in a worker process, with inf2's 128-column array.
+    model = mlp.build((48, 200, 6))
+    x = mlp.example_input(3, 48)
+    compiled = infsim.trace(model, x, target="inf2")
+    with torch.no_grad():
+        assert_close(compiled(x).numpy(), model(x).numpy(), "bf16")
+    assert compiled.last_stats["config"] == "inf2"
+
+
+def test_run_errors_are_one_class():
+    assert infsim.RunError is _infsim.RunError

@@ -1,4 +1,6 @@
 """Compilation driver: import -> passes -> lowering -> executable."""
+import os
+
 from .. import __version__
 from .codegen import Target, lower_linear_chain
 from .ir import CompileError
@@ -26,7 +28,9 @@ def compile_model(model, target: str = "inf1", dtype: str = "bf16", batch=None):
     layers = extract_linear_chain(graph)
     tgt = Target.load(target)
     y = graph.outputs[0]
-    meta = {"compiler": f"infsim {__version__}", "target": target, "target_name": tgt.name, "dtype": dtype,
+    # A configuration file is recorded by absolute path, so the executable runs from anywhere.
+    recorded = target if os.sep not in target and not target.endswith((".yaml", ".yml")) else os.path.abspath(target)
+    meta = {"compiler": f"infsim {__version__}", "target": recorded, "target_name": tgt.name, "dtype": dtype,
             "batch": x.shape[0], "inputs": {x.name: list(x.shape)}, "outputs": {y.name: list(y.shape)},
             "model": model if isinstance(model, str) else "<in-memory ONNX>", "host_ops": []}
     return lower_linear_chain(layers, x.name, x.shape, y.name, y.shape, x.shape[0], dtype, tgt, meta)
