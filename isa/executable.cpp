@@ -567,13 +567,24 @@ struct OperandChecker {
     ap(x.src, "src", true);
     ap(x.dst, "dst");
     if (x.dst.space != Space::psum) fail("dst must be in PSUM");
-    if (x.dst.dtype != Dtype::fp32) fail("dst: PSUM accumulators are fp32");
+    if (x.dst.dtype != (x.src.dtype == Dtype::int8 ? Dtype::int32 : Dtype::fp32))
+      fail("dst: PSUM accumulates fp32, or int32 for int8 operands");
     if (x.src.part_count > lim.array_rows) fail("src has more partitions than the array has rows");
     if (ap_free(x.src) != ap_free(x.dst))
       fail(fmt::format("moving has {} columns, dst {}", ap_free(x.src), ap_free(x.dst)));
     if (ap_free(x.dst) > lim.psum_bank_bytes / 4 ||
         x.dst.offset % lim.psum_bank_bytes + ap_free(x.dst) * 4 > lim.psum_bank_bytes)
       fail(fmt::format("dst must lie inside one {}-byte PSUM bank", lim.psum_bank_bytes));
+  }
+  void operator()(const PeTranspose& x) const {
+    ap(x.src, "src", true);
+    ap(x.dst, "dst");
+    if (x.dst.space != Space::psum || x.dst.dtype != Dtype::fp32) fail("dst must be fp32 in PSUM");
+    if (x.src.part_count > lim.array_rows || ap_free(x.src) > lim.array_cols)
+      fail(fmt::format("src [{}, {}] larger than the {}x{} array", x.src.part_count, ap_free(x.src), lim.array_rows,
+                       lim.array_cols));
+    if (x.dst.part_count != ap_free(x.src) || ap_free(x.dst) != x.src.part_count)
+      fail(fmt::format("dst must be [{}, {}]", ap_free(x.src), x.src.part_count));
   }
   void operator()(const Activation& x) const {
     ap(x.src, "src");

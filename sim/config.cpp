@@ -103,8 +103,14 @@ void ChipConfig::check() const {
   need(semaphores >= 1 && semaphores < isa::kNoSemaphore, "semaphores must be 1..254");
   need(dma_queues >= 1 && dma_queues <= isa::kNumEngine - static_cast<unsigned>(isa::Engine::dma0),
        "dma_queues exceeds the DMA engines the ISA names");
-  need(dram_channels >= 1 && dram_gib_per_s > 0 && dram_bytes % cores == 0, "bad DRAM parameters");
-  need(dma_bytes_per_cycle >= 1 && dram_burst_bytes >= 1, "bad DMA parameters");
+  need(dram_channels >= 1 && dram_mt_per_s > 0 && dram_bytes % cores == 0, "bad DRAM parameters");
+  need(dram_bus_bytes >= 1 && dram_burst_length >= 2 && dram_burst_length % 2 == 0,
+       "dram_burst_length must be even (two transfers per clock)");
+  need(dram_row_bytes % (dram_bus_bytes * dram_burst_length) == 0, "dram_row_bytes must hold whole bursts");
+  need(dram_interleave() % (dram_bus_bytes * dram_burst_length) == 0 && dram_bytes % (dram_interleave() * dram_channels) == 0,
+       "dram_interleave_bytes must be whole bursts and divide the DRAM evenly between channels");
+  need(dram_bank_groups >= 1 && dram_banks_per_group >= 1 && dram_tREFI > dram_tRFC, "bad DRAM geometry or refresh");
+  need(dma_bytes_per_cycle >= 1, "bad DMA parameters");
 }
 
 isa::DeviceLimits ChipConfig::limits() const {

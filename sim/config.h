@@ -37,9 +37,34 @@ struct ConfigError : std::runtime_error {
   X(uint32_t, dma_fixed_cycles, 64, "cycles", "per-descriptor setup cost of a DMA queue (assumption)")             \
   X(uint64_t, dram_bytes, 8ull << 30, "B", "device DRAM per chip, split evenly into per-core slices (public: 8 GiB)") \
   X(uint32_t, dram_channels, 2, "", "DRAM channels per chip (public)")                                               \
-  X(double, dram_gib_per_s, 50.0, "GiB/s", "total DRAM bandwidth per chip (public: 50 GiB/s)")                      \
-  X(double, dram_latency_ns, 100.0, "ns", "DRAM access latency, request to data (assumption)")                       \
-  X(uint32_t, dram_burst_bytes, 64, "B", "DRAM access granularity: smaller or unaligned pieces cost a full burst (assumption)")
+  X(uint64_t, dram_interleave_bytes, 0, "B",                                                                          \
+    "consecutive bytes per channel before the next; 0 = dram_bytes/channels, one channel per core slice (assumption)") \
+  X(uint32_t, dram_mt_per_s, 3200, "MT/s",                                                                            \
+    "data rate: DDR4-3200, 2 x 64-bit channels = 51.2 GB/s vs the public 50 GiB/s (assumption)")                      \
+  X(uint32_t, dram_bus_bytes, 8, "B", "data bus width of a channel (assumption: 64-bit DDR4 channel)")               \
+  X(uint32_t, dram_burst_length, 8, "", "transfers per burst (DDR4 BL8)")                                             \
+  X(uint32_t, dram_bank_groups, 4, "", "bank groups per channel (DDR4 x8)")                                           \
+  X(uint32_t, dram_banks_per_group, 4, "", "banks per bank group (DDR4 x8)")                                          \
+  X(uint32_t, dram_row_bytes, 8192, "B", "row (page) size across a channel's devices (DDR4 x8: 1 KiB x 8)")          \
+  X(uint32_t, dram_tRCD, 22, "tCK", "ACT to RD/WR (DDR4-3200AA)")                                                    \
+  X(uint32_t, dram_tRP, 22, "tCK", "PRE to ACT (DDR4-3200AA)")                                                       \
+  X(uint32_t, dram_tCL, 22, "tCK", "RD to data (DDR4-3200AA)")                                                       \
+  X(uint32_t, dram_tCWL, 16, "tCK", "WR to data (DDR4-3200)")                                                        \
+  X(uint32_t, dram_tRAS, 52, "tCK", "ACT to PRE (DDR4-3200: 32 ns)")                                                 \
+  X(uint32_t, dram_tRC, 74, "tCK", "ACT to ACT, same bank (tRAS + tRP)")                                             \
+  X(uint32_t, dram_tCCD_S, 4, "tCK", "column to column, other bank group (DDR4)")                                    \
+  X(uint32_t, dram_tCCD_L, 8, "tCK", "column to column, same bank group (DDR4-3200)")                                \
+  X(uint32_t, dram_tRRD_S, 4, "tCK", "ACT to ACT, other bank group (DDR4-3200, 1 KiB page)")                         \
+  X(uint32_t, dram_tRRD_L, 8, "tCK", "ACT to ACT, same bank group (DDR4-3200, 1 KiB page)")                          \
+  X(uint32_t, dram_tFAW, 34, "tCK", "window holding at most four ACTs (DDR4-3200, 1 KiB page: 21 ns)")               \
+  X(uint32_t, dram_tWR, 24, "tCK", "end of write data to PRE (15 ns)")                                               \
+  X(uint32_t, dram_tWTR_S, 4, "tCK", "end of write data to RD, other bank group (2.5 ns)")                           \
+  X(uint32_t, dram_tWTR_L, 12, "tCK", "end of write data to RD, same bank group (7.5 ns)")                           \
+  X(uint32_t, dram_tRTP, 12, "tCK", "RD to PRE (7.5 ns)")                                                            \
+  X(uint32_t, dram_tRTW, 12, "tCK", "RD to WR: CL - CWL + BL/2 + 2")                                                 \
+  X(uint32_t, dram_tRFC, 560, "tCK", "REF to ACT (8 Gb device: 350 ns)")                                             \
+  X(uint32_t, dram_tREFI, 12480, "tCK", "average refresh interval (7.8 us)")                                         \
+  X(double, dram_controller_ns, 15.0, "ns", "controller and interconnect latency, each way (assumption)")
 
 struct ChipConfig {
 #define INFSIM_DECLARE(type, name, def, unit, desc) type name = def;
@@ -52,6 +77,9 @@ struct ChipConfig {
   static ChipConfig named(const std::string& name_or_path);
 
   uint64_t dram_slice_bytes() const { return dram_bytes / cores; }
+  uint64_t dram_interleave() const { return dram_interleave_bytes ? dram_interleave_bytes : dram_bytes / dram_channels; }
+  double dram_tck_ps() const { return 2e6 / dram_mt_per_s; }  // double data rate: two transfers per clock
+  double dram_peak_bytes_per_s() const { return double(dram_channels) * dram_bus_bytes * dram_mt_per_s * 1e6; }
   double core_period_ps() const { return 1e6 / core_clock_mhz; }
   isa::DeviceLimits limits() const;
   void check() const;  // throws ConfigError on inconsistent values

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 namespace infsim::sim {
@@ -10,17 +11,41 @@ namespace infsim::sim {
 using sc_core::sc_time;
 using sc_core::SC_PS;
 
+namespace {
+DramTimingParams timing_params(const ChipConfig& c) {
+  DramTimingParams p;
+  p.bank_groups = c.dram_bank_groups;
+  p.banks_per_group = c.dram_banks_per_group;
+  p.row_bytes = c.dram_row_bytes;
+  p.burst_bytes = c.dram_bus_bytes * c.dram_burst_length;
+  p.burst_cycles = c.dram_burst_length / 2;
+  p.tRCD = c.dram_tRCD, p.tRP = c.dram_tRP, p.tCL = c.dram_tCL, p.tCWL = c.dram_tCWL, p.tRAS = c.dram_tRAS;
+  p.tRC = c.dram_tRC, p.tCCD_S = c.dram_tCCD_S, p.tCCD_L = c.dram_tCCD_L, p.tRRD_S = c.dram_tRRD_S;
+  p.tRRD_L = c.dram_tRRD_L, p.tFAW = c.dram_tFAW, p.tWR = c.dram_tWR, p.tWTR_S = c.dram_tWTR_S;
+  p.tWTR_L = c.dram_tWTR_L, p.tRTP = c.dram_tRTP, p.tRTW = c.dram_tRTW, p.tRFC = c.dram_tRFC, p.tREFI = c.dram_tREFI;
+  return p;
+}
+}  // namespace
+
 Dram::Dram(sc_core::sc_module_name name, const ChipConfig& cfg, CounterRegistry& counters)
-    : sc_module(name), socket("socket"), cfg_(cfg), channel_free_(cfg.dram_channels, sc_core::SC_ZERO_TIME) {
+    : sc_module(name),
+      socket("socket"),
+      cfg_(cfg),
+      burst_bytes_(uint64_t{cfg.dram_bus_bytes} * cfg.dram_burst_length),
+      tck_(cfg.dram_tck_ps(), SC_PS),
+      controller_(cfg.dram_controller_ns * 1000.0, SC_PS),
+      channels_(cfg.dram_channels, DramChannelTiming(timing_params(cfg))) {
   socket.register_b_transport(this, &Dram::b_transport);
-  const double channel_bytes_per_ps = cfg.dram_gib_per_s * double(1ull << 30) / cfg.dram_channels / 1e12;
-  burst_time_ = sc_time(cfg.dram_burst_bytes / channel_bytes_per_ps, SC_PS);
-  latency_ = sc_time(cfg.dram_latency_ns * 1000.0, SC_PS);
   for (uint32_t c = 0; c < cfg.dram_channels; ++c) {
     const std::string path = fmt::format("dram.channel{}", c);
-    counters_.push_back({&counters.add(path, "read_bytes", "B", "bytes read"),
-                         &counters.add(path, "write_bytes", "B", "bytes written"),
-                         &counters.add(path, "bursts", "", "bursts transferred (partial bursts count whole)")});
+    auto add = [&](const char* name, const char* unit, const char* desc) { return &counters.add(path, name, unit, desc); };
+    counters_.push_back({add("read_bytes", "B", "bytes read"), add("write_bytes", "B", "bytes written"),
+                         add("reads", "", "read bursts"), add("writes", "", "write bursts"),
+                         add("row_hits", "", "bursts to the open row of their bank"),
+                         add("row_misses", "", "bursts to a closed bank (ACT needed)"),
+                         add("row_conflicts", "", "bursts to a bank with another row open (PRE and ACT needed)"),
+                         add("activates", "", "ACT commands"), add("precharges", "", "PRE commands"),
+                         add("refreshes", "", "REF commands")});
   }
 }
 
@@ -51,7 +76,9 @@ void Dram::backdoor_read(uint64_t addr, uint8_t* data, size_t n) {
 
 void Dram::reset() {
   pages_.clear();
-  std::fill(channel_free_.begin(), channel_free_.end(), sc_core::SC_ZERO_TIME);
+  // DRAM cycles count from here, so a run's timing does not depend on when it starts.
+  origin_ = sc_core::sc_time_stamp();
+  for (auto& c : channels_) c.reset();
 }
 
 void Dram::b_transport(int, tlm::tlm_generic_payload& trans, sc_time& delay) {
@@ -61,21 +88,33 @@ void Dram::b_transport(int, tlm::tlm_generic_payload& trans, sc_time& delay) {
     trans.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
     return;
   }
-  if (trans.is_read())
-    backdoor_read(addr, trans.get_data_ptr(), n);
-  else if (trans.is_write())
+  const bool write = trans.is_write();
+  if (write)
     backdoor_write(addr, trans.get_data_ptr(), n);
+  else
+    backdoor_read(addr, trans.get_data_ptr(), n);
 
-  // Bursts touched, counting partial ones whole (unaligned pieces cost extra).
-  const uint64_t b = cfg_.dram_burst_bytes;
-  const uint64_t bursts = (addr + n + b - 1) / b - addr / b;
-  const uint32_t ch = static_cast<uint32_t>(addr / (cfg_.dram_bytes / cfg_.dram_channels));
-  const sc_time issue = sc_core::sc_time_stamp() + delay;
-  const sc_time start = std::max(issue, channel_free_[ch]);
-  channel_free_[ch] = start + burst_time_ * static_cast<double>(bursts);
-  delay = channel_free_[ch] + latency_ - sc_core::sc_time_stamp();
-  *(trans.is_read() ? counters_[ch].read_bytes : counters_[ch].write_bytes) += n;
-  *counters_[ch].bursts += bursts;
+  // Every burst the bytes touch, partial ones whole, each in its channel.
+  const sc_time arrive = sc_core::sc_time_stamp() + delay + controller_;
+  const int64_t arrival = static_cast<int64_t>(std::ceil((arrive - origin_) / tck_));
+  const uint64_t interleave = cfg_.dram_interleave();
+  int64_t done = arrival;
+  for (uint64_t b = addr / burst_bytes_ * burst_bytes_; b < addr + n; b += burst_bytes_) {
+    const uint64_t stripe = b / interleave;
+    const uint32_t ch = static_cast<uint32_t>(stripe % cfg_.dram_channels);
+    const uint64_t offset = stripe / cfg_.dram_channels * interleave + b % interleave;
+    done = std::max(done, channels_[ch].access(arrival, offset, write));
+    *(write ? counters_[ch].write_bytes : counters_[ch].read_bytes) +=
+        std::min(b + burst_bytes_, addr + n) - std::max(b, addr);
+  }
+  for (uint32_t ch = 0; ch < channels_.size(); ++ch) {
+    const DramChannelStats& s = channels_[ch].stats();
+    const ChannelCounters& c = counters_[ch];
+    *c.reads = s.reads, *c.writes = s.writes, *c.row_hits = s.row_hits, *c.row_misses = s.row_misses;
+    *c.row_conflicts = s.row_conflicts, *c.activates = s.activates, *c.precharges = s.precharges;
+    *c.refreshes = s.refreshes;
+  }
+  delay = origin_ + tck_ * static_cast<double>(done) + controller_ - sc_core::sc_time_stamp();
   trans.set_response_status(tlm::TLM_OK_RESPONSE);
 }
 

@@ -1,8 +1,9 @@
-// Device DRAM behind a TLM-2.0 target socket. Bandwidth is modelled per
-// channel (requests occupy their channel for ceil(bytes/burst) bursts at the
-// channel's share of the bandwidth), plus a fixed access latency. The address
-// space is split evenly between channels, so each core's slice lies in one
-// channel (inf1: cores 0-1 on channel 0, cores 2-3 on channel 1).
+// Device DRAM behind a TLM-2.0 target socket. Addresses are interleaved over
+// the channels every dram_interleave_bytes; each channel is a DRAM device
+// model (DramChannelTiming: banks, rows, refresh, command constraints) that
+// serves the bursts of a transaction in order. A transaction's delay is the
+// controller latency in, the completion of its last burst, and the controller
+// latency back.
 #pragma once
 
 #include <systemc>
@@ -15,6 +16,7 @@
 
 #include "sim/config.h"
 #include "sim/counters.h"
+#include "sim/dram_timing.h"
 
 namespace infsim::sim {
 
@@ -27,7 +29,8 @@ class Dram : public sc_core::sc_module {
   // Host-side access that takes no simulated time (loading weights, inputs).
   void backdoor_write(uint64_t addr, const uint8_t* data, size_t n);
   void backdoor_read(uint64_t addr, uint8_t* data, size_t n);
-  // Frees every page (contents read back as zero) and forgets channel state.
+  // Frees every page (contents read back as zero); all banks closed, the
+  // refresh schedule restarting now.
   void reset();
 
  private:
@@ -38,14 +41,14 @@ class Dram : public sc_core::sc_module {
   void for_pages(uint64_t addr, size_t n, Fn&& fn);
 
   const ChipConfig& cfg_;
-  sc_core::sc_time burst_time_;  // one burst on one channel
-  sc_core::sc_time latency_;
-  std::vector<sc_core::sc_time> channel_free_;
+  uint64_t burst_bytes_;
+  sc_core::sc_time tck_, controller_;
+  sc_core::sc_time origin_;  // DRAM cycle 0
+  std::vector<DramChannelTiming> channels_;
   std::unordered_map<uint64_t, std::unique_ptr<uint8_t[]>> pages_;  // sparse: 8 GiB is not allocated up front
   struct ChannelCounters {
-    uint64_t* read_bytes;
-    uint64_t* write_bytes;
-    uint64_t* bursts;
+    uint64_t *read_bytes, *write_bytes, *reads, *writes, *row_hits, *row_misses, *row_conflicts, *activates,
+        *precharges, *refreshes;
   };
   std::vector<ChannelCounters> counters_;
 };

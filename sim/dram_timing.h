@@ -62,6 +62,7 @@ class DramChannelTiming {
   // Serves one burst arriving at cycle `arrival`; returns its completion cycle.
   int64_t access(int64_t arrival, uint64_t channel_offset, bool write);
   const DramChannelStats& stats() const { return stats_; }
+  // All banks closed, statistics cleared, the first refresh due at tREFI.
   void reset();
 
  private:

@@ -73,6 +73,9 @@ void EngineBase::run_stream() {
       stall_semaphore_cycles_ += static_cast<uint64_t>((sc_core::sc_time_stamp() - t0) / period);
     }
     if (core_.faulted()) return;
+    // Instructions issue on this engine's clock edges.
+    const uint64_t phase = sc_core::sc_time_stamp().value() % period.value();  // in the time resolution's units
+    if (phase) sc_core::wait(sc_core::sc_time::from_value(period.value() - phase));
     Cost cost;
     try {
       cost = execute_common(ins);
@@ -81,7 +84,7 @@ void EngineBase::run_stream() {
       return;
     }
     ++instructions_;
-    busy_cycles_ += cost.occupancy;
+    busy_cycles_ += cost.busy;
     sc_core::wait(period * static_cast<double>(cost.occupancy));
     // Results complete in program order (one pipeline per engine), so a
     // semaphore's count always means "the first n signalling instructions".

@@ -39,8 +39,13 @@ class EngineBase : public sc_core::sc_module {
 
  protected:
   struct Cost {
-    uint64_t occupancy;  // cycles the engine is busy before it can issue again
-    uint64_t latency;    // further cycles until the result is complete
+    Cost() = default;
+    Cost(uint64_t occupancy_, uint64_t latency_) : occupancy(occupancy_), latency(latency_), busy(occupancy_) {}
+    Cost(uint64_t occupancy_, uint64_t latency_, uint64_t busy_)
+        : occupancy(occupancy_), latency(latency_), busy(busy_) {}
+    uint64_t occupancy = 0;  // cycles before the engine can issue its next instruction
+    uint64_t latency = 0;    // further cycles until the result is complete
+    uint64_t busy = 0;       // cycles of work, for the busy counter (pipelined units overlap them)
   };
   // Engine-specific instructions; nop and end_of_program are handled here.
   virtual Cost execute(const isa::Instruction& ins) = 0;

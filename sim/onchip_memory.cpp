@@ -1,5 +1,7 @@
 #include "sim/onchip_memory.h"
 
+#include <cstring>
+
 #include "isa/numerics.h"
 
 namespace infsim::sim {
@@ -38,6 +40,28 @@ void OnChipMemory::write(const isa::AccessPattern& ap, const float* in) {
         return;
       }
       for (uint32_t i = 0; i < n; ++i) numerics::store(ap.dtype, q, static_cast<int64_t>(i) * step, *in++);
+    });
+  }
+}
+
+void OnChipMemory::read_raw(const isa::AccessPattern& ap, void* out) {
+  const unsigned size = isa::dtype_bytes(ap.dtype);
+  auto* o = static_cast<uint8_t*>(out);
+  for (uint32_t p = 0; p < ap.part_count; ++p) {
+    const uint8_t* base = partition(ap.part_start + p) + ap.offset;
+    for_each_run(ap.ndim, ap.dims, [&](int64_t off, uint32_t n, int32_t step) {
+      for (uint32_t i = 0; i < n; ++i, o += size) std::memcpy(o, base + (off + int64_t(i) * step) * size, size);
+    });
+  }
+}
+
+void OnChipMemory::write_raw(const isa::AccessPattern& ap, const void* in) {
+  const unsigned size = isa::dtype_bytes(ap.dtype);
+  const auto* q = static_cast<const uint8_t*>(in);
+  for (uint32_t p = 0; p < ap.part_count; ++p) {
+    uint8_t* base = partition(ap.part_start + p) + ap.offset;
+    for_each_run(ap.ndim, ap.dims, [&](int64_t off, uint32_t n, int32_t step) {
+      for (uint32_t i = 0; i < n; ++i, q += size) std::memcpy(base + (off + int64_t(i) * step) * size, q, size);
     });
   }
 }

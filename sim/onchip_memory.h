@@ -27,6 +27,9 @@ class OnChipMemory {
   void read(const isa::AccessPattern& ap, float* out);
   // Scatters in[p * free + i], rounding to the pattern's dtype.
   void write(const isa::AccessPattern& ap, const float* in);
+  // The same without conversion: elements of the pattern's own dtype, packed.
+  void read_raw(const isa::AccessPattern& ap, void* out);
+  void write_raw(const isa::AccessPattern& ap, const void* in);
 
  private:
   std::string name_;

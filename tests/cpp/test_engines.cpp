@@ -578,15 +578,33 @@ TEST(Timing, TensorTensorPsumOperandAndFloor) {
   EXPECT_EQ(run(tiny_program(20, false).exe).total_cycles, 124u);
 }
 
-TEST(Timing, MatmulLatencyIsOperandSkew) {
-  // load_stationary [K=32, M=16]: 16 cycles. multiply_moving N=100 at 16:
-  // occupancy max(64, 100) = 100, latency K + M = 48 -> signal at 164.
+TEST(Timing, MatmulStreamsAfterItsStationaryLoad) {
+  // load_stationary [K=32, M=16] issues at 0, loaded at 16. multiply_moving
+  // issues at 1, starts streaming at 16 for max(64, 100) = 100 cycles; its
+  // last result leaves the 128x64 array 128 + 64 cycles later: 16 + 100 + 192.
   Program p;
   p.emit(Engine::tensor, "load_stationary src=sbuf[0:32]@0:bf16[16:1]");
   p.emit(Engine::tensor, "multiply_moving src=sbuf[0:32]@64:bf16[100:1] dst=psum[0:16]@0:fp32[100:1] accumulate=0 "
                          "signal=s0");
   p.emit(Engine::tensor, "end_of_program code=0 wait0=s0>=1");
-  EXPECT_EQ(run(p.exe).total_cycles, 164u);
+  EXPECT_EQ(run(p.exe).total_cycles, 308u);
+}
+
+TEST(Timing, StationaryLoadsHideBehindStreaming) {
+  // Three (load [128, 64], multiply N=512) pairs. The first load takes 64
+  // cycles; each later load fills the idle buffer while the previous multiply
+  // streams, so the array streams 3 x 512 cycles back to back:
+  // 64 + 3 * 512 + (128 + 64) = 1792.
+  Program p;
+  for (int i = 0; i < 3; ++i) {
+    p.emit(Engine::tensor, "load_stationary src=sbuf[0:128]@0:bf16[64:1]");
+    p.emit(Engine::tensor, std::string("multiply_moving src=sbuf[0:128]@128:bf16[512:1] dst=psum[0:64]@0:fp32[512:1] "
+                                       "accumulate=0") + (i == 2 ? " signal=s0" : ""));
+  }
+  p.emit(Engine::tensor, "end_of_program code=0 wait0=s0>=1");
+  const auto r = run(p.exe);
+  EXPECT_EQ(r.total_cycles, 1792u);
+  EXPECT_EQ(counter(r, "core0.tensor", "busy_cycles"), 3u * 64 + 3u * 512 + 1);
 }
 
 TEST(Timing, OnChipDmaDescriptor) {

@@ -249,3 +249,55 @@ def test_dma_gather_index_out_of_range_is_a_device_fault():
     # The chip is usable again after the fault.
     got, _ = gather_program(table, np.array([[9], [0]], np.float32)).run()
     np.testing.assert_array_equal(got["y"], table[[9, 0]])
+
+
+def test_matmul_int8_accumulates_exactly_in_int32():
+    h = Harness()
+    w = rng.integers(-128, 128, (128, 64)).astype(np.float32)
+    x = rng.integers(-128, 128, (128, 300)).astype(np.float32)
+    ws, xs = h.input("w", w, "int8"), h.input("x", x, "int8")
+    acc = AP("psum", 0, 64, 0, "int32", ((300, 1),))
+    h.emit("tensor", "load_stationary", {"src": ws})
+    for i in range(3):
+        h.emit("tensor", "multiply_moving", {"src": xs, "dst": acc, "accumulate": int(i > 0)})
+    out = h.alloc(64, 300)  # int32 -> fp32 copy: |values| < 2^24 here
+    h.prog.emit("vector", "tensor_copy", {"src": acc, "dst": out}, waits=[("done_tensor", 4)], signal="done_vector")
+    h.output("y", out, "vector")
+    got, r = h.run()
+    np.testing.assert_array_equal(got["y"], 3 * (w.astype(np.int64).T @ x.astype(np.int64)))
+
+
+def test_matmul_fp32_rounds_products():
+    h = Harness()
+    w, x = rand(16, 8), rand(16, 20)
+    ws, xs = h.input("w", w), h.input("x", x)
+    out = AP("psum", 0, 8, 0, "fp32", ((20, 1),))
+    h.emit("tensor", "load_stationary", {"src": ws})
+    h.emit("tensor", "multiply_moving", {"src": xs, "dst": out, "accumulate": 0})
+    h.output("y", out, "tensor")
+    got, _ = h.run()
+    acc = np.zeros((8, 20), np.float32)
+    for k in range(16):
+        acc = np.float32(acc + np.float32(np.outer(w[k], x[k])))
+    np.testing.assert_array_equal(got["y"], acc)
+
+
+def test_pe_transpose():
+    h = Harness()
+    a = rand(100, 64)
+    x = h.input("a", a, "bf16")
+    out = AP("psum", 0, 64, 0, "fp32", ((100, 1),))
+    h.emit("tensor", "pe_transpose", {"src": x, "dst": out})
+    h.output("y", out, "tensor")
+    got, _ = h.run()
+    np.testing.assert_array_equal(got["y"], bf16(a).T)
+
+
+def test_mixed_int8_and_float_operands_fault():
+    h = Harness()
+    ws, xs = h.input("w", rand(4, 4), "int8"), h.input("x", rand(4, 4), "bf16")
+    h.emit("tensor", "load_stationary", {"src": ws})
+    h.emit("tensor", "multiply_moving", {"src": xs, "dst": psum(0, 4, 0, [(4, 1)]), "accumulate": 0})
+    h.output("y", psum(0, 4, 0, [(4, 1)]), "tensor")
+    with pytest.raises(_infsim.RunError, match="device fault.*int8 operands go together"):
+        h.run()
