@@ -55,23 +55,29 @@ uint8_t* Dram::page(uint64_t index) {
   return p.get();
 }
 
-template <typename Fn>
-void Dram::for_pages(uint64_t addr, size_t n, Fn&& fn) {
+void Dram::backdoor_write(uint64_t addr, const uint8_t* data, size_t n) {
   size_t done = 0;
   while (done < n) {
     const uint64_t a = addr + done;
-    const size_t in_page = std::min<uint64_t>(n - done, kPageBytes - a % kPageBytes);
-    fn(page(a / kPageBytes) + a % kPageBytes, done, in_page);
-    done += in_page;
+    const size_t len = std::min<uint64_t>(n - done, kPageBytes - a % kPageBytes);
+    std::memcpy(page(a / kPageBytes) + a % kPageBytes, data + done, len);
+    done += len;
   }
 }
 
-void Dram::backdoor_write(uint64_t addr, const uint8_t* data, size_t n) {
-  for_pages(addr, n, [&](uint8_t* p, size_t off, size_t len) { std::memcpy(p, data + off, len); });
-}
-
 void Dram::backdoor_read(uint64_t addr, uint8_t* data, size_t n) {
-  for_pages(addr, n, [&](uint8_t* p, size_t off, size_t len) { std::memcpy(data + off, p, len); });
+  // Never-written pages read as zero without being allocated.
+  size_t done = 0;
+  while (done < n) {
+    const uint64_t a = addr + done;
+    const size_t len = std::min<uint64_t>(n - done, kPageBytes - a % kPageBytes);
+    auto it = pages_.find(a / kPageBytes);
+    if (it == pages_.end())
+      std::memset(data + done, 0, len);
+    else
+      std::memcpy(data + done, it->second.get() + a % kPageBytes, len);
+    done += len;
+  }
 }
 
 void Dram::reset() {

@@ -36,9 +36,7 @@ class Dram : public sc_core::sc_module {
  private:
   static constexpr uint64_t kPageBytes = 1u << 20;
   void b_transport(int id, tlm::tlm_generic_payload& trans, sc_core::sc_time& delay);
-  uint8_t* page(uint64_t index);
-  template <typename Fn>
-  void for_pages(uint64_t addr, size_t n, Fn&& fn);
+  uint8_t* page(uint64_t index);  // allocated, zeroed, on first write
 
   const ChipConfig& cfg_;
   uint64_t burst_bytes_;

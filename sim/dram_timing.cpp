@@ -5,12 +5,13 @@
 namespace infsim::sim {
 
 DramAddress decode_dram_address(const DramTimingParams& p, uint64_t channel_offset) {
-  const uint64_t row_index = channel_offset / p.row_bytes;  // row slot across all banks
+  const uint64_t burst = channel_offset / p.burst_bytes;
+  const uint64_t row_bursts = p.row_bytes / p.burst_bytes;
   DramAddress a;
-  a.bank_group = static_cast<uint32_t>(row_index % p.bank_groups);
-  const uint32_t bank_in_group = static_cast<uint32_t>(row_index / p.bank_groups % p.banks_per_group);
-  a.bank = a.bank_group * p.banks_per_group + bank_in_group;
-  a.row = row_index / p.banks();
+  a.bank_group = static_cast<uint32_t>(burst % p.bank_groups);
+  const uint64_t rest = burst / p.bank_groups / row_bursts;  // which row-sized span of each bank group
+  a.bank = a.bank_group * p.banks_per_group + static_cast<uint32_t>(rest % p.banks_per_group);
+  a.row = rest / p.banks_per_group;
   return a;
 }
 

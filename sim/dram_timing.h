@@ -39,8 +39,10 @@ struct DramTimingParams {
 
 enum class DramCommand : uint8_t { ACT, PRE, RD, WR, REF };
 
-// Where a burst lands: row-major over [row][bank][bank group][column], so a
-// sequential stream fills a row, then moves to the next bank group.
+// Where a burst lands: [row][bank][column][bank group][byte in burst].
+// Consecutive bursts rotate over the bank groups (tCCD_S apart, not tCCD_L),
+// and a sequential stream keeps one open row per bank group until it has
+// read bank_groups x row_bytes.
 struct DramAddress {
   uint32_t bank;  // bank_group * banks_per_group + bank in group
   uint32_t bank_group;

@@ -287,8 +287,8 @@ TEST(DramTiming, FastModelSimpleSequences) {
   DramChannelTiming t(p);
   // Closed bank: ACT at 0, RD at tRCD.
   EXPECT_EQ(t.access(0, 0, false), p.tRCD + p.tCL + p.burst_cycles);
-  // Row hit in the same bank group: tCCD_L after the previous RD.
-  EXPECT_EQ(t.access(0, p.burst_bytes, false), p.tRCD + p.tCCD_L + p.tCL + p.burst_cycles);
+  // Row hit in the same bank group (bursts rotate over the groups): tCCD_L after the previous RD.
+  EXPECT_EQ(t.access(0, uint64_t{p.burst_bytes} * p.bank_groups, false), p.tRCD + p.tCCD_L + p.tCL + p.burst_cycles);
   // Row conflict: PRE at tRAS, ACT tRP later, RD tRCD later.
   const uint64_t conflict = uint64_t{p.row_bytes} * p.banks();  // same bank, next row
   EXPECT_EQ(t.access(0, conflict, false), int64_t{p.tRAS} + p.tRP + p.tRCD + p.tCL + p.burst_cycles);

@@ -5,10 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from harness import Harness
 from infsim import _infsim
-from infsim.isa import dram, onchip
-from infsim.isa import AP, psum
+from infsim.isa import AP, dram, onchip, psum
+from infsim.program import ProgramBuilder as Harness
 
 rng = np.random.default_rng(42)
 

@@ -1,17 +1,24 @@
-"""Builds small single-core programs by hand: inputs DMA'd from DRAM into
-SBUF/PSUM, instructions under test, outputs DMA'd back, run on the chip."""
+"""Hand-written single-core programs, for instruction tests and
+microbenchmarks: inputs DMA'd from DRAM into SBUF/PSUM (queue dma0), the
+instructions of interest, outputs DMA'd back (queue dma1), run on the chip.
+
+    h = ProgramBuilder()
+    a = h.input("a", np.ones((4, 8), np.float32))
+    out = h.alloc(4, 8)
+    h.emit("vector", "tensor_scalar", {...})
+    h.output("y", out, "vector")
+    outputs, result = h.run()
+"""
 import numpy as np
 
-from infsim import _infsim
-from infsim.isa import CoreProgram, dram, dtype_size, onchip, sbuf, AP
-
-NP = {"fp32": np.float32, "fp16": np.float16, "int32": np.int32, "int8": np.int8}
+from . import _infsim
+from .isa import AP, CoreProgram, dram, dtype_size, onchip
 
 
-class Harness:
-    def __init__(self):
+class ProgramBuilder:
+    def __init__(self, semaphores=32):
         self.exe = _infsim.Executable()
-        self.prog = CoreProgram(0, 32, ["test"])
+        self.prog = CoreProgram(0, semaphores, ["program"])
         self.dram_top = 0
         self.onchip_top = {"sbuf": 0, "psum": 0}
         self.loaded = 0
@@ -61,12 +68,18 @@ class Harness:
         self.prog.emit("dma1", "dma_copy", {"desc": d, "count": 1}, waits=[(f"done_{engine}", done)])
         self.outputs.append(name)
 
-    def run(self):
+    def finish(self):
+        """Ends the program; returns the executable."""
         self.prog.emit("dma1", "end_of_program", {"code": 0})
-        self.exe.source_ops = ["test"]
+        self.exe.source_ops = ["program"]
         for engine, lines in self.prog.streams.items():
             self.exe.add_stream(0, engine, lines, self.prog.stream_ops[engine])
-        r = _infsim.run(self.exe, {k: v.tobytes() for k, v in self.inputs.items()}, "inf1")
+        return self.exe
+
+    def run(self, config="inf1"):
+        """Runs on the chip; returns ({output name: array}, raw run result)."""
+        self.finish()
+        r = _infsim.run(self.exe, {k: v.tobytes() for k, v in self.inputs.items()}, config)
         shapes = {t["name"]: t["shape"] for t in self.exe.tensors}
         out = {n: np.frombuffer(r["outputs"][n], np.float32).reshape(shapes[n]) for n in self.outputs}
         return out, r
