@@ -26,7 +26,7 @@ from infsim.program import ProgramBuilder  # noqa: E402
 
 CONFIG = "inf1"
 cfg = _infsim.config(CONFIG)
-CLOCK_HZ = float(cfg["core_clock_mhz"]) * 1e6
+CLOCK_HZ = float(cfg["tensor_clock_mhz"]) * 1e6
 CHANNEL_BPS = int(cfg["dram_bus_bytes"]) * int(cfg["dram_mt_per_s"]) * 1e6
 QUEUES = ["dma0", "dma1", "dma2", "dma3"]
 

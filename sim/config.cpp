@@ -96,7 +96,8 @@ void ChipConfig::check() const {
   need(partitions >= 1 && partitions <= 128, "partitions must be 1..128 (the ISA encodes partition numbers in 8 bits)");
   need(array_rows >= 1 && array_rows <= partitions, "array_rows must be 1..partitions");
   need(array_cols >= 1 && array_cols <= partitions, "array_cols must be 1..partitions");
-  need(core_clock_mhz > 0, "core_clock_mhz must be positive");
+  need(tensor_clock_mhz > 0 && vector_clock_mhz > 0 && scalar_clock_mhz > 0 && dma_clock_mhz > 0,
+       "clock frequencies must be positive");
   need(psum_bank_bytes >= 4 && psum_partition_bytes % psum_bank_bytes == 0,
        "psum_partition_bytes must be a multiple of psum_bank_bytes");
   need(sbuf_partition_bytes > 0 && sbuf_partition_bytes < (1u << 24), "sbuf_partition_bytes must be 1..16 MiB");
@@ -111,6 +112,15 @@ void ChipConfig::check() const {
        "dram_interleave_bytes must be whole bursts and divide the DRAM evenly between channels");
   need(dram_bank_groups >= 1 && dram_banks_per_group >= 1 && dram_tREFI > dram_tRFC, "bad DRAM geometry or refresh");
   need(dma_bytes_per_cycle >= 1, "bad DMA parameters");
+}
+
+double ChipConfig::period_ps(isa::Engine e) const {
+  switch (e) {
+    case isa::Engine::tensor: return 1e6 / tensor_clock_mhz;
+    case isa::Engine::vector: return 1e6 / vector_clock_mhz;
+    case isa::Engine::scalar: return 1e6 / scalar_clock_mhz;
+    default: return 1e6 / dma_clock_mhz;
+  }
 }
 
 isa::DeviceLimits ChipConfig::limits() const {

@@ -21,8 +21,14 @@ struct ConfigError : std::runtime_error {
 #define INFSIM_CHIP_PARAMS(X)                                                                                        \
   X(std::string, name, "inf1", "", "configuration name")                                                             \
   X(uint32_t, cores, 4, "", "NeuronCores per chip (public: inf1 has 4)")                                             \
-  X(double, core_clock_mhz, 976.5625, "MHz",                                                                         \
-    "engine clock; 128x64 MACs x 2 FLOP x 4 cores x this = 64 TFLOPS, the public inf1 peak (derived)")               \
+  X(double, tensor_clock_mhz, 976.5625, "MHz",                                                                       \
+    "tensor engine clock, the core's reference clock: 128x64 MACs x 2 FLOP x 4 cores x this = 64 TFLOPS, the "         \
+    "public inf1 peak (derived)")                                                                                       \
+  X(double, vector_clock_mhz, 976.5625, "MHz",                                                                       \
+    "vector engine clock: 128 lanes x 2 FLOP x this = 250 GFLOP/s, the public 256 FLOP/cycle (assumption: same clock)") \
+  X(double, scalar_clock_mhz, 976.5625, "MHz",                                                                       \
+    "scalar engine clock: 128 lanes x 4 FLOP x this, the public 512 FLOP/cycle (assumption: same clock)")              \
+  X(double, dma_clock_mhz, 976.5625, "MHz", "DMA queue clock (assumption)")                                          \
   X(uint32_t, partitions, 128, "", "SBUF/PSUM partitions = systolic array rows (public)")                           \
   X(uint32_t, array_rows, 128, "", "systolic array rows = contraction size per matmul (public)")                    \
   X(uint32_t, array_cols, 64, "", "systolic array columns = stationary free size (assumption, fits 64 TFLOPS)")     \
@@ -80,7 +86,8 @@ struct ChipConfig {
   uint64_t dram_interleave() const { return dram_interleave_bytes ? dram_interleave_bytes : dram_bytes / dram_channels; }
   double dram_tck_ps() const { return 2e6 / dram_mt_per_s; }  // double data rate: two transfers per clock
   double dram_peak_bytes_per_s() const { return double(dram_channels) * dram_bus_bytes * dram_mt_per_s * 1e6; }
-  double core_period_ps() const { return 1e6 / core_clock_mhz; }
+  // Clock period of an engine, in picoseconds.
+  double period_ps(isa::Engine e) const;
   isa::DeviceLimits limits() const;
   void check() const;  // throws ConfigError on inconsistent values
 };

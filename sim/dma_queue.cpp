@@ -76,7 +76,7 @@ sc_time DmaQueue::access(const isa::DmaEndpoint& e, const std::vector<Piece>& ps
         std::memcpy(mem, data, pc.bytes);
       else
         std::memcpy(data, mem, pc.bytes);
-      issue[i] += core_.period() * static_cast<double>(cfg.sram_latency_cycles);
+      issue[i] += period_ * static_cast<double>(cfg.sram_latency_cycles);
       done = std::max(done, issue[i]);
     }
     data += pc.bytes;
@@ -109,7 +109,7 @@ sc_time DmaQueue::transfer(const isa::DmaEndpoint& src_ep, const std::vector<Pie
   // Source pieces issue back to back at the queue's rate.
   std::vector<sc_time> issue(src.size());
   sc_time t = start;
-  const double ps_per_byte = core_.period().to_seconds() * 1e12 / cfg.dma_bytes_per_cycle;
+  const double ps_per_byte = period_.to_seconds() * 1e12 / cfg.dma_bytes_per_cycle;
   for (size_t i = 0; i < src.size(); ++i) {
     issue[i] = t;
     t += sc_time(static_cast<double>(src[i].bytes) * ps_per_byte, sc_core::SC_PS);
@@ -140,7 +140,7 @@ sc_time DmaQueue::transfer(const isa::DmaEndpoint& src_ep, const std::vector<Pie
 
 EngineBase::Cost DmaQueue::execute(const isa::Instruction& ins) {
   const ChipConfig& cfg = core_.cfg();
-  const sc_time fixed = core_.period() * static_cast<double>(cfg.dma_fixed_cycles);
+  const sc_time fixed = period_ * static_cast<double>(cfg.dma_fixed_cycles);
   const sc_time now = sc_core::sc_time_stamp();
   sc_time t = now;
   if (const auto* x = std::get_if<isa::DmaCopy>(&ins)) {
@@ -155,7 +155,7 @@ EngineBase::Cost DmaQueue::execute(const isa::Instruction& ins) {
     throw DeviceFault("instruction not implemented by a DMA queue");
   }
   // The queue is busy until its last descriptor completes.
-  const uint64_t cycles = static_cast<uint64_t>(std::ceil((t - now) / core_.period()));
+  const uint64_t cycles = static_cast<uint64_t>(std::ceil((t - now) / period_));
   return {std::max<uint64_t>(cycles, 1), 0};
 }
 

@@ -10,6 +10,7 @@ EngineBase::EngineBase(sc_core::sc_module_name name, NeuronCore& core, isa::Engi
     : sc_module(name),
       core_(core),
       id_(id),
+      period_(core.cfg().period_ps(id), sc_core::SC_PS),
       instructions_(core.counters().add(path(), "instructions", "", "instructions executed")),
       busy_cycles_(core.counters().add(path(), "busy_cycles", "cycles", "cycles occupied by instructions")),
       stall_semaphore_cycles_(core.counters().add(path(), "stall_semaphore_cycles", "cycles",
@@ -63,7 +64,7 @@ EngineBase::Cost EngineBase::execute_common(const isa::Instruction& ins) {
 }
 
 void EngineBase::run_stream() {
-  const sc_core::sc_time period = core_.period();
+  const sc_core::sc_time period = period_;
   for (pc_ = 0; pc_ < stream_->instructions.size(); ++pc_) {
     const isa::Instruction& ins = stream_->instructions[pc_];
     const isa::Header& h = isa::header_of(ins);

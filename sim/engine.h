@@ -34,6 +34,9 @@ class EngineBase : public sc_core::sc_module {
   void start() { start_event_.notify(sc_core::SC_ZERO_TIME); }
   bool finished() const { return finished_; }
   isa::Engine id() const { return id_; }
+  // This engine's clock period: instructions issue on its edges and its
+  // counters count its cycles.
+  sc_core::sc_time period() const { return period_; }
   // For deadlock reports: where the engine stopped and what it waits for.
   std::string describe_wait() const;
 
@@ -54,6 +57,7 @@ class EngineBase : public sc_core::sc_module {
 
   NeuronCore& core_;
   const isa::Engine id_;
+  const sc_core::sc_time period_;
 
  private:
   void thread();

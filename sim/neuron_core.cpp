@@ -14,7 +14,7 @@ NeuronCore::NeuronCore(sc_core::sc_module_name name, uint32_t index, const ChipC
       index_(index),
       cfg_(cfg),
       counters_(counters),
-      period_(cfg.core_period_ps(), sc_core::SC_PS),
+      period_(cfg.period_ps(isa::Engine::tensor), sc_core::SC_PS),
       sbuf_("sbuf", cfg.partitions, cfg.sbuf_partition_bytes),
       psum_("psum", cfg.partitions, cfg.psum_partition_bytes),
       semaphores_(cfg.semaphores, 0) {

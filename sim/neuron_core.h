@@ -39,6 +39,7 @@ class NeuronCore : public sc_core::sc_module {
   const ChipConfig& cfg() const { return cfg_; }
   CounterRegistry& counters() { return counters_; }
   const isa::Executable& exe() const { return *exe_; }
+  // The core's reference clock (the tensor engine's): total_cycles counts it.
   sc_core::sc_time period() const { return period_; }
   uint64_t dram_base() const { return uint64_t{index_} * cfg_.dram_slice_bytes(); }
   OnChipMemory& memory(isa::Space s) { return s == isa::Space::psum ? psum_ : sbuf_; }

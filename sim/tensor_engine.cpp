@@ -34,7 +34,7 @@ uint64_t cycles_between(const sc_time& from, const sc_time& to, const sc_time& p
 }  // namespace
 
 EngineBase::Cost TensorEngine::load(const isa::AccessPattern& src, bool for_transpose) {
-  const sc_time now = sc_core::sc_time_stamp(), period = core_.period();
+  const sc_time now = sc_core::sc_time_stamp(), period = period_;
   const int b = loads_++ % 2;
   Stationary& s = buffers_[b];
   // The buffer is reloaded once the multiplies using its old contents have streamed.
@@ -57,7 +57,7 @@ EngineBase::Cost TensorEngine::load(const isa::AccessPattern& src, bool for_tran
 
 EngineBase::Cost TensorEngine::stream(uint64_t cycles) {
   const ChipConfig& cfg = core_.cfg();
-  const sc_time now = sc_core::sc_time_stamp(), period = core_.period();
+  const sc_time now = sc_core::sc_time_stamp(), period = period_;
   Stationary& s = buffers_[active_];
   const sc_time start = std::max({now, s.ready, moving_port_free_});
   const uint64_t busy = std::max<uint64_t>(cfg.min_instruction_cycles, cycles);

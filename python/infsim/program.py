@@ -13,6 +13,7 @@ import numpy as np
 
 from . import _infsim
 from .isa import AP, CoreProgram, dram, dtype_size, onchip
+from .runtime import run_raw
 
 
 class ProgramBuilder:
@@ -79,7 +80,7 @@ class ProgramBuilder:
     def run(self, config="inf1"):
         """Runs on the chip; returns ({output name: array}, raw run result)."""
         self.finish()
-        r = _infsim.run(self.exe, {k: v.tobytes() for k, v in self.inputs.items()}, config)
+        r = run_raw(self.exe, {k: v.tobytes() for k, v in self.inputs.items()}, config)
         shapes = {t["name"]: t["shape"] for t in self.exe.tensors}
         out = {n: np.frombuffer(r["outputs"][n], np.float32).reshape(shapes[n]) for n in self.outputs}
         return out, r

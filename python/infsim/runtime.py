@@ -54,10 +54,7 @@ def run(exe, inputs: Dict[str, np.ndarray], instance: str = "inf1.xlarge", confi
     ins = {t["name"]: t for t in exe.tensors if t["kind"] == "input"}
     # Names are checked by the device runtime; shapes and dtypes here, where the arrays are.
     raw = {n: _to_bytes(n, a, ins[n]) if n in ins else b"" for n, a in inputs.items()}
-    if _infsim.can_run_here(config):
-        r = _infsim.run(exe, raw, config)
-    else:
-        r = _worker(config).apply(_run_in_worker, (exe.serialize(), raw, config))
+    r = run_raw(exe, raw, config)
     outputs = {}
     for name, data in r["outputs"].items():
         spec = specs[name]
@@ -75,6 +72,14 @@ def _worker(config):
         import multiprocessing
         _workers[config] = multiprocessing.get_context("spawn").Pool(1)
     return _workers[config]
+
+
+def run_raw(exe, raw: Dict[str, bytes], config: str) -> dict:
+    """Runs with raw input bytes, in this process if its chip is `config`,
+    else in that configuration's worker process."""
+    if _infsim.can_run_here(config):
+        return _infsim.run(exe, raw, config)
+    return _worker(config).apply(_run_in_worker, (exe.serialize(), raw, config))
 
 
 def _run_in_worker(exe_bytes, raw, config):

@@ -300,3 +300,28 @@ def test_mixed_int8_and_float_operands_fault():
     h.output("y", psum(0, 4, 0, [(4, 1)]), "tensor")
     with pytest.raises(_infsim.RunError, match="device fault.*int8 operands go together"):
         h.run()
+
+
+def test_engines_run_on_their_own_clocks(tmp_path):
+    # The same vector instruction on a chip whose vector engine runs at half
+    # the tensor clock: the same count of vector cycles, twice the time.
+    cfg = tmp_path / "slow_vector.yaml"
+    cfg.write_text("name: slow-vector\nvector_clock_mhz: 488.28125\n")
+
+    def program():
+        h = Harness()
+        x = h.input("a", rand(8, 500))
+        out = h.alloc(8, 500)
+        h.emit("vector", "tensor_tensor", {"op": "add", "in0": x, "in1": x, "dst": out})
+        h.output("y", out, "vector")
+        return h
+
+    _, fast = program().run("inf1")
+    _, slow = program().run(str(cfg))
+    fast_busy = [c[4] for c in fast["counters"] if c[0] == "core0.vector" and c[1] == "busy_cycles"][0]
+    slow_busy = [c[4] for c in slow["counters"] if c[0] == "core0.vector" and c[1] == "busy_cycles"][0]
+    assert fast_busy == slow_busy == 1000  # 2 cycles per element, own clock
+    # 1000 busy + 60 latency vector cycles, each half a vector period longer.
+    extra = slow["simulated_seconds"] - fast["simulated_seconds"]
+    delta = 1 / 488.28125e6 - 1 / 976.5625e6
+    assert 1060 * delta <= extra <= 1060 * delta + 4 / 488.28125e6
