@@ -489,6 +489,15 @@ void check_ap(const AccessPattern& ap, const DeviceLimits& lim, const std::strin
   if (sbuf_only && ap.space != Space::sbuf) throw FormatError(where + ": must be in SBUF");
   check_onchip(ap.space == Space::psum ? Location::psum : Location::sbuf, ap.dtype, ap.offset, ap.part_start,
                ap.part_count, ap.ndim, ap.dims, lim, where);
+  // Engines reach the partitions through 32-lane quadrants: a range starts
+  // at a quadrant and may not run past the end of the aligned 32/64/128-lane
+  // group that start begins (0: 128, 32: 32, 64: 64, 96: 32 lanes).
+  const uint32_t start = ap.part_start;
+  const uint32_t span = start == 0 ? 128 : (start == 64 ? 64 : 32);
+  if (start % 32 != 0 || ap.part_count > span)
+    throw FormatError(fmt::format("{}: partitions {}..{}: an engine access must start at partition 0, 32, 64 or 96 "
+                                  "and span at most 128, 32, 64 or 32 partitions from there",
+                                  where, start, start + ap.part_count - 1));
 }
 
 uint64_t ap_free(const AccessPattern& ap) { return free_elements(ap.ndim, ap.dims); }

@@ -479,8 +479,8 @@ Program deadlock_program() {
 // A tiny program that completes: a vector op over zeros.
 Program tiny_program(int n, bool psum_operand) {
   Program p;
-  p.emit(Engine::vector, fmt::format("tensor_tensor op=add in0=sbuf[0:1]@0:bf16[{0}:1] in1={1}[1:2]@0:bf16[{0}:1] "
-                                     "dst=sbuf[2:3]@0:bf16[{0}:1] signal=s0",
+  p.emit(Engine::vector, fmt::format("tensor_tensor op=add in0=sbuf[0:1]@0:bf16[{0}:1] in1={1}[32:33]@0:bf16[{0}:1] "
+                                     "dst=sbuf[64:65]@0:bf16[{0}:1] signal=s0",
                                      n, psum_operand ? "psum" : "sbuf"));
   p.emit(Engine::vector, "end_of_program code=3 wait0=s0>=1");
   return p;

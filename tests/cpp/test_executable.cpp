@@ -86,7 +86,7 @@ isa::Executable sample() {
                                1));
   exe.streams.push_back(stream(isa::Engine::scalar,
                                {"activation func=relu src=psum[0:4]@0:fp32[8:1] dst=sbuf[0:4]@1024:bf16[8:1] "
-                                "bias=sbuf[16:20]@256:fp32[1:1] scale=0.5 wait0=s1>=1 signal=s4"},
+                                "bias=sbuf[32:36]@256:fp32[1:1] scale=0.5 wait0=s1>=1 signal=s4"},
                                2));
   exe.streams.push_back(stream(isa::Engine::vector,
                                {"tensor_tensor op=max in0=sbuf[0:4]@1024:bf16[2:4,4:1] in1=psum[0:4]@0:fp32[8:1] "
