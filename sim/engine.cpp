@@ -14,7 +14,9 @@ EngineBase::EngineBase(sc_core::sc_module_name name, NeuronCore& core, isa::Engi
       instructions_(core.counters().add(path(), "instructions", "", "instructions executed")),
       busy_cycles_(core.counters().add(path(), "busy_cycles", "cycles", "cycles occupied by instructions")),
       stall_semaphore_cycles_(core.counters().add(path(), "stall_semaphore_cycles", "cycles",
-                                                  "cycles spent waiting for semaphores before issue")) {
+                                                  "cycles spent waiting for semaphores before issue")),
+      stall_port_cycles_(core.counters().add(path(), "stall_port_cycles", "cycles",
+                                             "cycles waiting for the PSUM port held by the other engine")) {
   SC_THREAD(thread);
 }
 
@@ -24,6 +26,7 @@ void EngineBase::load(const isa::Stream* stream) {
   stream_ = stream;
   pc_ = 0;
   last_completion_ = sc_core::SC_ZERO_TIME;
+  rounding_ = core_.cfg().rounding(core_.index(), id_);
   finished_ = stream == nullptr;
   reset_state();
 }
@@ -83,6 +86,13 @@ void EngineBase::run_stream() {
     } catch (const DeviceFault& e) {
       core_.fault(id_, pc_, e.what());
       return;
+    }
+    // The vector and scalar engines share one PSUM port: an instruction with
+    // a PSUM operand holds it while it streams, and waits while the other holds it.
+    if ((id_ == isa::Engine::vector || id_ == isa::Engine::scalar) && isa::touches(ins, isa::Space::psum)) {
+      const uint64_t stall = core_.acquire_psum_port(period, cost.occupancy);
+      stall_port_cycles_ += stall;
+      cost.occupancy += stall;
     }
     ++instructions_;
     busy_cycles_ += cost.busy;

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "isa/executable.h"
+#include "isa/numerics.h"
 #include "sim/counters.h"
 
 namespace infsim::sim {
@@ -58,6 +59,10 @@ class EngineBase : public sc_core::sc_module {
   NeuronCore& core_;
   const isa::Engine id_;
   const sc_core::sc_time period_;
+  // How this engine rounds narrowing writes (RNE, or its own seeded
+  // stochastic stream); set afresh from the configuration by every load(),
+  // i.e. at the start of every run.
+  numerics::Rounding rounding_;
 
  private:
   void thread();
@@ -72,6 +77,7 @@ class EngineBase : public sc_core::sc_module {
   uint64_t& instructions_;
   uint64_t& busy_cycles_;
   uint64_t& stall_semaphore_cycles_;
+  uint64_t& stall_port_cycles_;
   sc_core::sc_time last_completion_;
 };
 

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+
 #include "sim/dma_queue.h"
 #include "sim/scalar_engine.h"
 #include "sim/tensor_engine.h"
@@ -55,6 +57,7 @@ void NeuronCore::reset() {
   psum_.clear();
   std::fill(semaphores_.begin(), semaphores_.end(), 0);
   pending_signals_.clear();
+  psum_port_free_ = sc_core::SC_ZERO_TIME;
   completion_code_.reset();
   completion_time_ = sc_core::SC_ZERO_TIME;
   fault_.reset();
@@ -75,6 +78,14 @@ std::vector<std::string> NeuronCore::blocked_engines() const {
   for (const auto& e : engines_)
     if (!e->finished()) v.push_back(e->describe_wait());
   return v;
+}
+
+uint64_t NeuronCore::acquire_psum_port(const sc_core::sc_time& period, uint64_t cycles) {
+  const sc_core::sc_time now = sc_core::sc_time_stamp();
+  uint64_t stall = 0;
+  if (psum_port_free_ > now) stall = static_cast<uint64_t>(std::ceil((psum_port_free_ - now) / period));
+  psum_port_free_ = now + period * static_cast<double>(stall + cycles);
+  return stall;
 }
 
 void NeuronCore::signal(uint8_t id, const sc_core::sc_time& delay) {

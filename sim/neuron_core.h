@@ -46,6 +46,10 @@ class NeuronCore : public sc_core::sc_module {
   OnChipMemory& sbuf() { return sbuf_; }
   OnChipMemory& psum() { return psum_; }
 
+  // Claims the vector/scalar PSUM port for `cycles` engine cycles from the
+  // first free edge; returns the cycles waited for it.
+  uint64_t acquire_psum_port(const sc_core::sc_time& period, uint64_t cycles);
+
   uint32_t semaphore(uint8_t id) const { return semaphores_[id]; }
   const sc_core::sc_event& semaphore_changed() const { return semaphore_changed_; }
   // Increments semaphore `id` by one after `delay`.
@@ -72,6 +76,7 @@ class NeuronCore : public sc_core::sc_module {
   const isa::Executable* exe_ = nullptr;
   sc_core::sc_time period_;
   OnChipMemory sbuf_, psum_;
+  sc_core::sc_time psum_port_free_;
   std::vector<uint32_t> semaphores_;
   sc_core::sc_event semaphore_changed_;
   std::multimap<sc_core::sc_time, uint8_t> pending_signals_;

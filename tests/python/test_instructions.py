@@ -325,3 +325,31 @@ def test_engines_run_on_their_own_clocks(tmp_path):
     extra = slow["simulated_seconds"] - fast["simulated_seconds"]
     delta = 1 / 488.28125e6 - 1 / 976.5625e6
     assert 1060 * delta <= extra <= 1060 * delta + 4 / 488.28125e6
+
+
+def counter(result, path, name):
+    return [c[4] for c in result["counters"] if c[0] == path and c[1] == name][0]
+
+
+def test_vector_and_scalar_share_the_psum_port():
+    h = Harness()
+    a = h.input("a", rand(16, 500), space="psum")
+    b = h.input("b", rand(16, 500))
+    v_out, s_out = h.alloc(16, 500), h.alloc(16, 500)
+    h.emit("vector", "tensor_tensor", {"op": "add", "in0": a, "in1": b, "dst": v_out})
+    h.emit("scalar", "activation", {"func": "identity", "src": a, "dst": s_out, "scale": 1.0})
+    h.output("v", v_out, "vector")
+    h.output("s", s_out, "scalar")
+    _, r = h.run()
+    stalls = sorted(counter(r, f"core0.{e}", "stall_port_cycles") for e in ("vector", "scalar"))
+    # Both streams take 500 cycles (one operand in PSUM); the second waits for the first.
+    assert stalls == [0, 500]
+
+
+def test_engine_partition_ranges_follow_the_quadrant_rule():
+    h = Harness()
+    a = h.input("a", rand(64, 8))
+    bad = AP("sbuf", 16, 4, a.offset, "fp32", ((8, 1),))
+    h.emit("vector", "tensor_copy", {"src": bad, "dst": h.alloc(4, 8)})
+    with pytest.raises(_infsim.FormatError, match="must start at partition 0, 32, 64 or 96"):
+        h.run()
