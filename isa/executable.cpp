@@ -466,6 +466,14 @@ void check_dims(uint32_t ndim, const std::array<FreeDim, 4>& dims, const std::st
     if (dims[i].num == 0) throw FormatError(fmt::format("{}: free dimension {} has size 0", where, i));
 }
 
+// FP8 dtypes exist only on devices that have them (inf2-class).
+void check_dtype(Dtype dtype, const DeviceLimits& lim, const std::string& where) {
+  if (!lim.fp8 && (dtype == Dtype::fp8_e4m3 || dtype == Dtype::fp8_e5m2))
+    throw FormatError(fmt::format("{}: dtype {} needs a device with FP8 support (configuration parameter fp8 = 1, "
+                                  "inf2-class); this device has none",
+                                  where, to_string(dtype)));
+}
+
 // Checks an on-chip region: partition range and byte range inside each partition.
 void check_onchip(Location loc, Dtype dtype, uint64_t offset, uint32_t part_start, uint32_t part_count, uint32_t ndim,
                   const std::array<FreeDim, 4>& dims, const DeviceLimits& lim, const std::string& where) {
@@ -486,6 +494,7 @@ void check_onchip(Location loc, Dtype dtype, uint64_t offset, uint32_t part_star
 
 void check_ap(const AccessPattern& ap, const DeviceLimits& lim, const std::string& where, bool sbuf_only = false) {
   if (ap.space == Space::none) throw FormatError(where + ": operand missing");
+  check_dtype(ap.dtype, lim, where);
   if (sbuf_only && ap.space != Space::sbuf) throw FormatError(where + ": must be in SBUF");
   check_onchip(ap.space == Space::psum ? Location::psum : Location::sbuf, ap.dtype, ap.offset, ap.part_start,
                ap.part_count, ap.ndim, ap.dims, lim, where);
@@ -509,6 +518,7 @@ void check_same_shape(const AccessPattern& a, const AccessPattern& b, const std:
 }
 
 void check_endpoint(const DmaEndpoint& e, const DeviceLimits& lim, const std::string& where) {
+  check_dtype(e.dtype, lim, where);
   if (e.loc == Location::dram) {
     check_dims(e.ndim, e.dims, where);
     if (e.part_count == 0) throw FormatError(where + ": empty outer dimension");
@@ -681,6 +691,7 @@ void validate(const Executable& exe, const DeviceLimits& lim) {
     if (t.name.empty()) throw FormatError("tensor with an empty name");
     if (!names.insert({static_cast<int>(t.kind), t.name}).second) throw FormatError(where + ": name used twice");
     if (t.core >= exe.num_cores) throw FormatError(fmt::format("{}: core {} out of range", where, t.core));
+    check_dtype(t.dtype, lim, where);
     for (int64_t d : t.shape)
       if (d <= 0) throw FormatError(fmt::format("{}: dimension {} is not positive", where, d));
     if (t.dram_offset > lim.dram_slice_bytes || t.bytes() > lim.dram_slice_bytes - t.dram_offset)

@@ -124,6 +124,7 @@ struct DeviceLimits {
   uint32_t array_cols = 64;       // systolic array: stationary free size
   uint32_t psum_bank_bytes = 2048;
   uint32_t dma_queues = 4;
+  bool fp8 = false;  // fp8_e4m3 / fp8_e5m2 operands, tensors and DMA endpoints allowed
 };
 
 // Checks every offset, size, address and operand. Throws FormatError.

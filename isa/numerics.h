@@ -1,7 +1,14 @@
 // Element types and their conversions: the numerics specification of the
-// datapaths. Every narrowing rounds to nearest, ties to even (RNE).
+// datapaths. Every narrowing rounds to nearest, ties to even (RNE), unless a
+// stochastic Rounding is passed to store() (below).
 //   FP32 -> BF16/FP16: RNE; overflow gives +-Inf; NaN stays a quiet NaN.
+//   FP32 -> FP8 E4M3 (OCP E4M3FN: bias 7, no Inf, max 448, NaN = S.1111.111):
+//     RNE; magnitudes above 448 (and +-Inf) SATURATE to +-448; NaN -> S.1111.111.
+//   FP32 -> FP8 E5M2 (IEEE-like: bias 15, max 57344): RNE; magnitudes
+//     >= 61440 (max + half an ulp) give +-Inf; NaN -> S.11111.10 (quiet).
+//   Subnormal results are produced (never flushed) in every float format.
 //   float -> INT8/INT32: RNE, saturating at the type's range; NaN gives 0.
+//   Every widening (BF16/FP16/FP8/INT8 -> FP32) is exact.
 #pragma once
 
 #include <cstddef>
@@ -36,6 +43,91 @@ float f16_to_f32(uint16_t h);
 int8_t f32_to_int8(float f);
 int32_t f32_to_int32(float f);
 
+// FP8 (RNE narrowing, exact widening; behaviour at the range limits above).
+uint8_t f32_to_e4m3(float f);
+uint8_t f32_to_e5m2(float f);
+
+// Exact widening of an 8-bit float with E exponent bits (bias 2^(E-1)-1) and
+// 7-E mantissa bits. IEEE-like formats (E5M2) have Inf and NaN in the top
+// exponent; E4M3FN uses the top exponent for normal values except the one
+// NaN pattern S.1111.111. NaN payload bits are kept, like f16_to_f32.
+template <int E, bool Ieee>
+inline float fp8_to_f32(uint8_t h) {
+  constexpr int M = 7 - E, Bias = (1 << (E - 1)) - 1;
+  constexpr uint32_t ExpMax = (1u << E) - 1, ManMask = (1u << M) - 1;
+  const uint32_t sign = static_cast<uint32_t>(h & 0x80u) << 24;
+  const uint32_t exp = (h >> M) & ExpMax, man = h & ManMask;
+  if (Ieee ? exp == ExpMax : (exp == ExpMax && man == ManMask))
+    return float_of(sign | 0x7f800000u | (man << (23 - M)) | (Ieee ? 0u : 0x400000u));  // Inf or NaN
+  if (exp == 0) {  // subnormal: man * 2^(1 - bias - M), exact
+    const float v = static_cast<float>(man) * float_of(static_cast<uint32_t>(127 + 1 - Bias - M) << 23);
+    return float_of(bits_of(v) | sign);
+  }
+  return float_of(sign | ((exp + 127u - Bias) << 23) | (man << (23 - M)));
+}
+inline float e4m3_to_f32(uint8_t h) { return fp8_to_f32<4, false>(h); }
+inline float e5m2_to_f32(uint8_t h) { return fp8_to_f32<5, true>(h); }
+
+// Stochastic rounding of a non-NaN value: with q the distance between the two
+// representable neighbours of |f| (the lower one towards zero), the result
+// is the upper neighbour (away from zero) with probability
+// (|f| - lower) / q, else the lower. `random` is 32 uniformly distributed
+// bits; the probability is exact whenever the discarded part of f has at
+// most 32 bits (always for normal results) and is rounded up to a multiple
+// of 2^-32 otherwise. Beyond the largest finite value, infinity counts as the
+// next value up for BF16, FP16 and E5M2 (2^(emax+1)), while E4M3 saturates
+// to +-448. Inf and NaN convert as with RNE.
+uint16_t f32_to_bf16_sr(float f, uint32_t random);
+uint16_t f32_to_f16_sr(float f, uint32_t random);
+uint8_t f32_to_e4m3_sr(float f, uint32_t random);
+uint8_t f32_to_e5m2_sr(float f, uint32_t random);
+
+// Whether narrowing to t may round stochastically (BF16, FP16, FP8; never
+// integers, which always round to nearest even, nor FP32).
+inline bool stochastic_capable(isa::Dtype t) {
+  return t == isa::Dtype::bf16 || t == isa::Dtype::fp16 || t == isa::Dtype::fp8_e4m3 || t == isa::Dtype::fp8_e5m2;
+}
+
+// How one writer (an engine or a DMA queue) rounds its narrowing conversions.
+// Default-constructed: round to nearest even. Stochastic: every narrowing to
+// a stochastic-capable dtype draws 32 random bits from a counter-based
+// generator, a hash of (seed, stream, counter) with the counter advanced once
+// per converted element. Its whole state is the counter, so the same seed,
+// stream and sequence of conversions give the same bits on every run and
+// machine; reset() returns it to the start of the sequence.
+class Rounding {
+ public:
+  Rounding() = default;
+  static Rounding stochastic(uint64_t seed, uint64_t stream) {
+    Rounding r;
+    r.stochastic_ = true;
+    r.seed_ = seed;
+    r.stream_ = stream;
+    return r;
+  }
+  bool is_stochastic() const { return stochastic_; }
+  void reset() { counter_ = 0; }
+  uint64_t counter() const { return counter_; }
+  // The next 32 random bits of the stream.
+  uint32_t next() { return static_cast<uint32_t>(hash(seed_, stream_, counter_++) >> 32); }
+
+  // SplitMix64's finaliser over the three words: a bijective 64-bit mixer,
+  // statistically uniform for consecutive counters.
+  static uint64_t hash(uint64_t seed, uint64_t stream, uint64_t counter) {
+    uint64_t z = seed ^ mix(stream + 0x9e3779b97f4a7c15ull) ^ (counter * 0xd1b54a32d192ed03ull);
+    return mix(z);
+  }
+
+ private:
+  static uint64_t mix(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  bool stochastic_ = false;
+  uint64_t seed_ = 0, stream_ = 0, counter_ = 0;
+};
+
 // Reads element i of a buffer of type t as FP32 (INT32 values above 2^24 lose precision).
 inline float load(isa::Dtype t, const uint8_t* base, ptrdiff_t i) {
   switch (t) {
@@ -61,11 +153,15 @@ inline float load(isa::Dtype t, const uint8_t* base, ptrdiff_t i) {
       std::memcpy(&v, base + 4 * i, 4);
       return static_cast<float>(v);
     }
+    case isa::Dtype::fp8_e4m3:
+      return e4m3_to_f32(base[i]);
+    case isa::Dtype::fp8_e5m2:
+      return e5m2_to_f32(base[i]);
   }
   return 0.0f;
 }
 
-// Writes FP32 value v as element i of type t, rounding as specified above.
+// Writes FP32 value v as element i of type t, rounding as specified above (RNE).
 inline void store(isa::Dtype t, uint8_t* base, ptrdiff_t i, float v) {
   switch (t) {
     case isa::Dtype::fp32:
@@ -89,7 +185,22 @@ inline void store(isa::Dtype t, uint8_t* base, ptrdiff_t i, float v) {
       std::memcpy(base + 4 * i, &x, 4);
       return;
     }
+    case isa::Dtype::fp8_e4m3:
+      base[i] = f32_to_e4m3(v);
+      return;
+    case isa::Dtype::fp8_e5m2:
+      base[i] = f32_to_e5m2(v);
+      return;
   }
+}
+
+// The same with the writer's rounding: stochastic rounding applies to BF16,
+// FP16 and FP8 destinations and draws one random word per element stored;
+// everything else (and a round-to-nearest-even Rounding) is store() above.
+void store_stochastic(isa::Dtype t, uint8_t* base, ptrdiff_t i, float v, uint32_t random);
+inline void store(isa::Dtype t, uint8_t* base, ptrdiff_t i, float v, Rounding& r) {
+  if (!r.is_stochastic() || !stochastic_capable(t)) return store(t, base, i, v);
+  store_stochastic(t, base, i, v, r.next());
 }
 
 }  // namespace infsim::numerics

@@ -2,16 +2,27 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 namespace infsim::sim {
 
 Chip::Chip(sc_core::sc_module_name name, const ChipConfig& cfg) : sc_module(name), cfg_(cfg) {
   dram_ = std::make_unique<Dram>("dram", cfg_, counters_);
+  std::vector<NeuronCore*> cores;
   for (uint32_t c = 0; c < cfg_.cores; ++c) {
     cores_.push_back(std::make_unique<NeuronCore>(fmt::format("core{}", c).c_str(), c, cfg_, counters_));
     for (auto* s : cores_.back()->dram_sockets()) s->bind(dram_->socket);
+    cores.push_back(cores_.back().get());
   }
+  host_if_ = std::make_unique<HostInterface>("host_interface", cfg_, counters_, cores,
+                                             [this] { dram_->restart_timing(); });
+  firmware_ = std::make_unique<firmware::CommandProcessor>("firmware", *host_if_);
+  // The host's ports are not part of the device; they sit in this module
+  // only because SystemC sockets need a parent module.
+  host_ = std::make_unique<HostPort>("host");
+  host_->registers.bind(host_if_->socket);
+  host_->dram.bind(dram_->socket);
 }
 
 namespace {
@@ -44,15 +55,25 @@ Chip& Chip::instance(const ChipConfig& cfg) {
   return *chip;
 }
 
-RunResult Chip::run(const isa::Executable& exe, const std::map<std::string, std::vector<uint8_t>>& inputs) {
-  isa::validate(exe, cfg_.limits());
+namespace {
+// The executable stays in host memory while the device uses it.
+struct MappedImage {
+  HostInterface& hif;
+  const uint32_t handle;
+  MappedImage(HostInterface& h, const isa::Executable& exe) : hif(h), handle(h.map_image(exe)) {}
+  ~MappedImage() { hif.unmap_image(handle); }
+};
+}  // namespace
 
-  // Host side: reset the device, place weights and inputs in each core's slice.
-  counters_.reset();
-  dram_->reset();
-  for (auto& c : cores_) c->reset();
-  const uint64_t slice = cfg_.dram_slice_bytes();
-  for (const auto& c : exe.constants) dram_->backdoor_write(c.core * slice + c.dram_offset, c.bytes.data(), c.bytes.size());
+void Chip::reset_cores(uint32_t n) {
+  host_->post(*host_if_, firmware::Opcode::reset_cores, {0, n});
+  host_->wait_idle();
+}
+
+RunResult Chip::run(const isa::Executable& exe, const std::map<std::string, std::vector<uint8_t>>& inputs) {
+  using firmware::CoreStatus;
+  using firmware::Opcode;
+  isa::validate(exe, cfg_.limits());
   for (const auto& [name, bytes] : inputs) {
     bool known = false;
     for (const auto& t : exe.tensors) known |= t.kind == isa::TensorKind::input && t.name == name;
@@ -65,46 +86,79 @@ RunResult Chip::run(const isa::Executable& exe, const std::map<std::string, std:
     if (it->second.size() != t.bytes())
       throw RunError(fmt::format("input '{}': got {} bytes, expected {} ({} elements of {})", t.name,
                                  it->second.size(), t.bytes(), t.elements(), isa::to_string(t.dtype)));
-    dram_->backdoor_write(t.core * slice + t.dram_offset, it->second.data(), it->second.size());
   }
 
-  const sc_core::sc_time t0 = sc_core::sc_time_stamp();
-  for (uint32_t c = 0; c < exe.num_cores; ++c) {
-    cores_[c]->load(exe);
-    cores_[c]->start();
-  }
-  sc_core::sc_start();  // until no events remain: every engine finished or blocked
+  HostInterface& hif = *host_if_;
+  HostPort& host = *host_;
 
-  for (uint32_t c = 0; c < exe.num_cores; ++c)
-    if (cores_[c]->faulted()) throw RunError(cores_[c]->fault_message());
+  // Bulk transfers: device memory starts from zero, then weights and inputs
+  // go to each core's slice.
+  dram_->reset();
+  const uint64_t slice = cfg_.dram_slice_bytes();
+  for (const auto& c : exe.constants) host.write_dram(c.core * slice + c.dram_offset, c.bytes.data(), c.bytes.size());
+  for (const auto& t : exe.tensors)
+    if (t.kind == isa::TensorKind::input) {
+      const auto& bytes = inputs.at(t.name);
+      host.write_dram(t.core * slice + t.dram_offset, bytes.data(), bytes.size());
+    }
+
+  // Commands: the firmware takes them in order; RUN rings the doorbells of
+  // cores 0 .. num_cores-1 in one cycle, which is cycle 0 of the run.
+  const uint32_t n = exe.num_cores;
+  const MappedImage image(hif, exe);
+  host.write32(hif.IRQ_STATUS.address(), ~0u);
+  host.post(hif, Opcode::reset_counters, {});
+  host.post(hif, Opcode::load, {0, n, image.handle});
+  host.post(hif, Opcode::run, {0, n});
+  host.wait_idle();  // until no event remains: every engine finished or blocked
+
+  // Results, all read through the registers; texts from the device log.
+  if (host.read32(hif.IRQ_STATUS.address()) & kIrqCommandError)
+    throw RunError(fmt::format("the device rejected a command (CMD_STATUS {})", host.read32(hif.CMD_STATUS.address())));
+  std::vector<uint32_t> status(n);
+  for (uint32_t c = 0; c < n; ++c) status[c] = host.read32(hif.STATUS.address(c));
+  for (uint32_t c = 0; c < n; ++c)
+    if (status[c] == static_cast<uint32_t>(CoreStatus::faulted)) {
+      const std::string msg = hif.fault_message(c);
+      reset_cores(n);  // engines of other cores may still wait
+      throw RunError(msg);
+    }
   std::vector<std::string> blocked;
-  for (uint32_t c = 0; c < exe.num_cores; ++c)
-    for (auto& b : cores_[c]->blocked_engines()) blocked.push_back(b);
+  for (uint32_t c = 0; c < n; ++c)
+    if (host.read32(hif.ACTIVE_ENGINES.address(c)))
+      for (auto& b : hif.blocked_engines(c)) blocked.push_back(b);
   if (!blocked.empty()) {
     std::string msg = "deadlock: no engine can make progress:";
     for (const auto& b : blocked) msg += "\n  " + b;
     // Unwind the blocked engine threads before the next run reuses them.
-    for (uint32_t c = 0; c < exe.num_cores; ++c) cores_[c]->abandon();
-    sc_core::sc_start();
+    reset_cores(n);
     throw RunError(msg);
   }
 
   RunResult r;
-  sc_core::sc_time end = t0;
-  for (uint32_t c = 0; c < exe.num_cores; ++c) {
-    if (!cores_[c]->completion_code())
+  for (uint32_t c = 0; c < n; ++c) {
+    if (status[c] != static_cast<uint32_t>(CoreStatus::done))
       throw RunError(fmt::format("core {} finished without end_of_program", c));
-    end = std::max(end, cores_[c]->completion_time());
+    r.total_cycles = std::max(r.total_cycles, host.read64(hif.CYCLES.address(c)));
   }
-  r.simulated_seconds = (end - t0).to_seconds();
-  r.total_cycles = static_cast<uint64_t>((end - t0) / cores_[0]->period() + 0.5);
+  r.simulated_seconds = (hif.period() * static_cast<double>(r.total_cycles)).to_seconds();
   for (const auto& t : exe.tensors) {
     if (t.kind != isa::TensorKind::output) continue;
     auto& out = r.outputs[t.name];
     out.resize(t.bytes());
-    dram_->backdoor_read(t.core * slice + t.dram_offset, out.data(), out.size());
+    host.read_dram(t.core * slice + t.dram_offset, out.data(), out.size());
   }
-  r.counters.assign(counters_.all().begin(), counters_.all().end());
+  // Counter values from the COUNTER registers; names, units and
+  // descriptions from the registry (the driver's copy of the counter map).
+  const uint32_t count = host.read32(hif.COUNTER_COUNT.address());
+  const auto& meta = counters_.all();
+  if (count != meta.size()) throw RunError("the device's counter map does not match the driver's");
+  r.counters.reserve(count);
+  for (uint32_t i = 0; i < count; ++i) {
+    Counter c = meta[i];
+    c.value = host.read64(hif.COUNTER.address(i));
+    r.counters.push_back(std::move(c));
+  }
   return r;
 }
 

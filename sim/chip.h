@@ -1,5 +1,8 @@
-// The chip: NeuronCores sharing device DRAM over TLM-2.0, and the runtime's
-// entry point for running one executable on it.
+// The chip: NeuronCores sharing device DRAM over TLM-2.0, the host interface
+// (device registers over TLM-2.0) with its command-processing firmware, and
+// the runtime's entry point for running one executable on it. The runtime
+// (Chip::run) plays the host: it reaches the device only through the
+// HostPort's sockets, i.e. register accesses and bulk DRAM transfers.
 //
 // SystemC elaborates a design once per process, so a process holds one chip
 // (one configuration); it is reused run after run, its state reset between.
@@ -15,7 +18,9 @@
 #include "isa/executable.h"
 #include "sim/config.h"
 #include "sim/counters.h"
+#include "firmware/command_processor.h"
 #include "sim/dram.h"
+#include "sim/host_interface.h"
 #include "sim/neuron_core.h"
 
 namespace infsim::sim {
@@ -40,19 +45,30 @@ class Chip : public sc_core::sc_module {
   // Whether this process's chip (if any) can run `cfg`.
   static bool can_run(const ChipConfig& cfg);
 
+  // Builds a chip. The runtime uses instance(); a test process that does not
+  // may build its own (SystemC elaborates one design per process).
+  Chip(sc_core::sc_module_name name, const ChipConfig& cfg);
+
   const ChipConfig& config() const { return cfg_; }
+  HostInterface& host_interface() { return *host_if_; }
+  HostPort& host() { return *host_; }
+  const CounterRegistry& counter_registry() const { return counters_; }
   // Validates, loads weights and inputs (raw bytes keyed by input name),
   // simulates to completion, reads outputs. Throws isa::FormatError for an
   // invalid executable and RunError for a failed run.
   RunResult run(const isa::Executable& exe, const std::map<std::string, std::vector<uint8_t>>& inputs);
 
  private:
-  Chip(sc_core::sc_module_name name, const ChipConfig& cfg);
+  // After a failed run: abandons and resets cores [0, n) (command reset_cores).
+  void reset_cores(uint32_t n);
 
   ChipConfig cfg_;
   CounterRegistry counters_;
   std::unique_ptr<Dram> dram_;
   std::vector<std::unique_ptr<NeuronCore>> cores_;
+  std::unique_ptr<HostInterface> host_if_;
+  std::unique_ptr<firmware::CommandProcessor> firmware_;
+  std::unique_ptr<HostPort> host_;
 };
 
 }  // namespace infsim::sim

@@ -112,6 +112,7 @@ void ChipConfig::check() const {
        "dram_interleave_bytes must be whole bursts and divide the DRAM evenly between channels");
   need(dram_bank_groups >= 1 && dram_banks_per_group >= 1 && dram_tREFI > dram_tRFC, "bad DRAM geometry or refresh");
   need(dma_bytes_per_cycle >= 1, "bad DMA parameters");
+  need(fp8 <= 1 && stochastic_rounding <= 1, "fp8 and stochastic_rounding must be 0 or 1");
 }
 
 double ChipConfig::period_ps(isa::Engine e) const {
@@ -135,7 +136,13 @@ isa::DeviceLimits ChipConfig::limits() const {
   l.array_cols = array_cols;
   l.psum_bank_bytes = psum_bank_bytes;
   l.dma_queues = dma_queues;
+  l.fp8 = fp8 != 0;
   return l;
+}
+
+numerics::Rounding ChipConfig::rounding(uint32_t core, isa::Engine e) const {
+  if (!stochastic_rounding) return {};
+  return numerics::Rounding::stochastic(rounding_seed, (uint64_t{core} << 8) | static_cast<unsigned>(e));
 }
 
 }  // namespace infsim::sim

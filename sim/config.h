@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "isa/executable.h"
+#include "isa/numerics.h"
 
 namespace infsim::sim {
 
@@ -70,7 +71,12 @@ struct ConfigError : std::runtime_error {
   X(uint32_t, dram_tRTW, 12, "tCK", "RD to WR: CL - CWL + BL/2 + 2")                                                 \
   X(uint32_t, dram_tRFC, 560, "tCK", "REF to ACT (8 Gb device: 350 ns)")                                             \
   X(uint32_t, dram_tREFI, 12480, "tCK", "average refresh interval (7.8 us)")                                         \
-  X(double, dram_controller_ns, 15.0, "ns", "controller and interconnect latency, each way (assumption)")
+  X(double, dram_controller_ns, 15.0, "ns", "controller and interconnect latency, each way (assumption)")          \
+  X(uint32_t, fp8, 0, "", "1 = FP8 dtypes (fp8_e4m3, fp8_e5m2) supported, 0 = rejected (public: inf1 has no FP8)")  \
+  X(uint32_t, stochastic_rounding, 0, "",                                                                             \
+    "1 = narrowing to BF16/FP16/FP8 rounds stochastically, seeded by rounding_seed; 0 = round to nearest even "       \
+    "(assumption: off)")                                                                                                \
+  X(uint64_t, rounding_seed, 0, "", "seed of the stochastic rounding generators (assumption)")
 
 struct ChipConfig {
 #define INFSIM_DECLARE(type, name, def, unit, desc) type name = def;
@@ -89,6 +95,9 @@ struct ChipConfig {
   // Clock period of an engine, in picoseconds.
   double period_ps(isa::Engine e) const;
   isa::DeviceLimits limits() const;
+  // How engine `e` of core `core` rounds its narrowing writes: RNE, or a
+  // stochastic stream of its own (seed rounding_seed, stream id from core and engine).
+  numerics::Rounding rounding(uint32_t core, isa::Engine e) const;
   void check() const;  // throws ConfigError on inconsistent values
 };
 

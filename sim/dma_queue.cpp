@@ -121,7 +121,7 @@ sc_time DmaQueue::transfer(const isa::DmaEndpoint& src_ep, const std::vector<Pie
     converted_.resize(n * isa::dtype_bytes(dst_ep.dtype));
     for (uint64_t i = 0; i < n; ++i)
       numerics::store(dst_ep.dtype, converted_.data(), static_cast<ptrdiff_t>(i),
-                      numerics::load(src_ep.dtype, staging_.data(), static_cast<ptrdiff_t>(i)));
+                      numerics::load(src_ep.dtype, staging_.data(), static_cast<ptrdiff_t>(i)), rounding_);
     staging_.swap(converted_);
   }
   // Destination pieces follow once the first data has arrived, at the queue's rate.

@@ -36,6 +36,7 @@ Dram::Dram(sc_core::sc_module_name name, const ChipConfig& cfg, CounterRegistry&
       controller_(cfg.dram_controller_ns * 1000.0, SC_PS),
       channels_(cfg.dram_channels, DramChannelTiming(timing_params(cfg))) {
   socket.register_b_transport(this, &Dram::b_transport);
+  socket.register_transport_dbg(this, &Dram::transport_dbg);
   for (uint32_t c = 0; c < cfg.dram_channels; ++c) {
     const std::string path = fmt::format("dram.channel{}", c);
     auto add = [&](const char* name, const char* unit, const char* desc) { return &counters.add(path, name, unit, desc); };
@@ -82,9 +83,28 @@ void Dram::backdoor_read(uint64_t addr, uint8_t* data, size_t n) {
 
 void Dram::reset() {
   pages_.clear();
+  restart_timing();
+}
+
+void Dram::restart_timing() {
   // DRAM cycles count from here, so a run's timing does not depend on when it starts.
   origin_ = sc_core::sc_time_stamp();
   for (auto& c : channels_) c.reset();
+}
+
+unsigned int Dram::transport_dbg(int, tlm::tlm_generic_payload& trans) {
+  const uint64_t addr = trans.get_address();
+  const size_t n = trans.get_data_length();
+  if (addr >= cfg_.dram_bytes || n > cfg_.dram_bytes - addr || trans.get_byte_enable_ptr()) {
+    trans.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
+    return 0;
+  }
+  if (trans.is_write())
+    backdoor_write(addr, trans.get_data_ptr(), n);
+  else if (trans.is_read())
+    backdoor_read(addr, trans.get_data_ptr(), n);
+  trans.set_response_status(tlm::TLM_OK_RESPONSE);
+  return static_cast<unsigned int>(n);
 }
 
 void Dram::b_transport(int, tlm::tlm_generic_payload& trans, sc_time& delay) {

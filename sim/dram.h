@@ -26,16 +26,23 @@ class Dram : public sc_core::sc_module {
 
   Dram(sc_core::sc_module_name name, const ChipConfig& cfg, CounterRegistry& counters);
 
-  // Host-side access that takes no simulated time (loading weights, inputs).
+  // Access that takes no simulated time and touches no timing state or
+  // counter. The host's bulk transfers (weights, inputs, outputs) use it
+  // through the socket's debug transport (transport_dbg).
   void backdoor_write(uint64_t addr, const uint8_t* data, size_t n);
   void backdoor_read(uint64_t addr, uint8_t* data, size_t n);
-  // Frees every page (contents read back as zero); all banks closed, the
-  // refresh schedule restarting now.
+  // Frees every page (contents read back as zero), then restart_timing().
   void reset();
+  // All banks closed, channel statistics zero, DRAM cycle 0 and the refresh
+  // schedule restarting now. The host interface calls it when a doorbell
+  // starts a core of an idle device, so a run's DRAM timing is measured from
+  // its start.
+  void restart_timing();
 
  private:
   static constexpr uint64_t kPageBytes = 1u << 20;
   void b_transport(int id, tlm::tlm_generic_payload& trans, sc_core::sc_time& delay);
+  unsigned int transport_dbg(int id, tlm::tlm_generic_payload& trans);
   uint8_t* page(uint64_t index);  // allocated, zeroed, on first write
 
   const ChipConfig& cfg_;

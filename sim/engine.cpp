@@ -2,9 +2,26 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "sim/neuron_core.h"
 
 namespace infsim::sim {
+
+StreamTiming stream_timing(uint64_t elements, unsigned sbuf_inputs, unsigned psum_inputs, uint64_t min_cycles,
+                           uint64_t latency) {
+  const uint64_t reads = elements * std::max({1u, sbuf_inputs, psum_inputs});
+  const uint64_t occupancy = std::max(min_cycles, reads);
+  return {reads, occupancy, std::max(occupancy, reads + latency)};
+}
+
+EngineBase::Cost EngineBase::streaming(uint64_t elements, std::initializer_list<const isa::AccessPattern*> inputs) const {
+  const ChipConfig& cfg = core_.cfg();
+  unsigned sbuf = 0, psum = 0;
+  for (const auto* ap : inputs) ++(ap->space == isa::Space::psum ? psum : sbuf);
+  const StreamTiming t = stream_timing(elements, sbuf, psum, cfg.min_instruction_cycles, cfg.sram_latency_cycles);
+  return {t.occupancy, t.retire - t.occupancy};
+}
 
 EngineBase::EngineBase(sc_core::sc_module_name name, NeuronCore& core, isa::Engine id)
     : sc_module(name),
@@ -14,7 +31,9 @@ EngineBase::EngineBase(sc_core::sc_module_name name, NeuronCore& core, isa::Engi
       instructions_(core.counters().add(path(), "instructions", "", "instructions executed")),
       busy_cycles_(core.counters().add(path(), "busy_cycles", "cycles", "cycles occupied by instructions")),
       stall_semaphore_cycles_(core.counters().add(path(), "stall_semaphore_cycles", "cycles",
-                                                  "cycles spent waiting for semaphores before issue")),
+                                                  "cycles waiting for semaphores signalled by compute engines")),
+      stall_dma_cycles_(core.counters().add(path(), "stall_dma_cycles", "cycles",
+                                            "cycles waiting for semaphores only DMA queues signal (data not there yet)")),
       stall_port_cycles_(core.counters().add(path(), "stall_port_cycles", "cycles",
                                              "cycles waiting for the PSUM port held by the other engine")) {
   SC_THREAD(thread);
@@ -72,9 +91,14 @@ void EngineBase::run_stream() {
     const isa::Instruction& ins = stream_->instructions[pc_];
     const isa::Header& h = isa::header_of(ins);
     if (!satisfied(h)) {
+      // A wait only for data that DMA queues bring counts as a DMA stall.
+      bool dma_wait = true;
+      for (auto [sem, value] : {std::pair{h.wait0, h.wait0_value}, std::pair{h.wait1, h.wait1_value}})
+        if (sem != isa::kNoSemaphore && core_.semaphore(sem) < value) dma_wait &= core_.signalled_by_dma(sem);
       const sc_core::sc_time t0 = sc_core::sc_time_stamp();
       while (!satisfied(h) && !core_.faulted()) sc_core::wait(core_.semaphore_changed() | core_.fault_event());
-      stall_semaphore_cycles_ += static_cast<uint64_t>((sc_core::sc_time_stamp() - t0) / period);
+      (dma_wait ? stall_dma_cycles_ : stall_semaphore_cycles_) +=
+          static_cast<uint64_t>((sc_core::sc_time_stamp() - t0) / period);
     }
     if (core_.faulted()) return;
     // Instructions issue on this engine's clock edges.

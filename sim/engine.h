@@ -8,6 +8,7 @@
 
 #include <systemc>
 
+#include <initializer_list>
 #include <stdexcept>
 #include <string>
 
@@ -18,6 +19,22 @@
 namespace infsim::sim {
 
 class NeuronCore;
+
+// Timing of a streaming instruction on the vector or scalar engine, in the
+// engine's cycles from issue. SBUF and PSUM each deliver one element per
+// partition per cycle, so an element costs as many cycles as the busier of
+// the two has operands to read (at least one); elements are read back to
+// back from issue, and each result is written `latency` cycles after its
+// read. The engine can issue again after max(min_cycles, reads) cycles (the
+// fixed dispatch cost); the instruction retires when it has both left
+// dispatch and written its last result.
+struct StreamTiming {
+  uint64_t reads;      // cycles of element reads
+  uint64_t occupancy;  // cycles until the next issue
+  uint64_t retire;     // cycles until complete
+};
+StreamTiming stream_timing(uint64_t elements, unsigned sbuf_inputs, unsigned psum_inputs, uint64_t min_cycles,
+                           uint64_t latency);
 
 // An instruction the hardware would refuse at run time (state the validator
 // cannot see, e.g. a matmul before any stationary load).
@@ -54,6 +71,9 @@ class EngineBase : public sc_core::sc_module {
   // Engine-specific instructions; nop and end_of_program are handled here.
   virtual Cost execute(const isa::Instruction& ins) = 0;
   virtual void reset_state() {}
+  // Cost of a streaming instruction over `elements` per partition, with the
+  // given input operands (outputs only: none).
+  Cost streaming(uint64_t elements, std::initializer_list<const isa::AccessPattern*> inputs) const;
   std::string path() const;  // counter path, e.g. "core0.tensor"
 
   NeuronCore& core_;
@@ -77,6 +97,7 @@ class EngineBase : public sc_core::sc_module {
   uint64_t& instructions_;
   uint64_t& busy_cycles_;
   uint64_t& stall_semaphore_cycles_;
+  uint64_t& stall_dma_cycles_;
   uint64_t& stall_port_cycles_;
   sc_core::sc_time last_completion_;
 };

@@ -44,6 +44,14 @@ std::vector<tlm::tlm_initiator_socket<>*> NeuronCore::dram_sockets() {
 
 void NeuronCore::load(const isa::Executable& exe) {
   exe_ = &exe;
+  std::vector<int> by_dma(cfg_.semaphores, 0), by_compute(cfg_.semaphores, 0);
+  for (const auto& s : exe.streams)
+    if (s.core == index_)
+      for (const auto& ins : s.instructions)
+        if (const uint8_t sem = isa::header_of(ins).signal; sem != isa::kNoSemaphore)
+          ++(s.engine >= isa::Engine::dma0 ? by_dma : by_compute)[sem];
+  dma_signalled_.assign(cfg_.semaphores, false);
+  for (uint32_t i = 0; i < cfg_.semaphores; ++i) dma_signalled_[i] = by_dma[i] && !by_compute[i];
   for (auto& e : engines_) {
     const isa::Stream* mine = nullptr;
     for (const auto& s : exe.streams)
@@ -71,6 +79,13 @@ bool NeuronCore::all_finished() const {
   for (const auto& e : engines_)
     if (!e->finished()) return false;
   return true;
+}
+
+uint32_t NeuronCore::active_engines() const {
+  uint32_t m = 0;
+  for (const auto& e : engines_)
+    if (!e->finished()) m |= 1u << static_cast<unsigned>(e->id());
+  return m;
 }
 
 std::vector<std::string> NeuronCore::blocked_engines() const {
@@ -112,6 +127,7 @@ void NeuronCore::end_of_program(uint32_t code) {
   if (completion_code_) throw DeviceFault("second end_of_program");
   completion_code_ = code;
   completion_time_ = sc_core::sc_time_stamp();
+  if (observer_) observer_->end_of_program(index_, code);
 }
 
 void NeuronCore::abandon() {
@@ -130,6 +146,7 @@ void NeuronCore::fault(isa::Engine engine, size_t pc, const std::string& what) {
   fault_ = fmt::format("device fault on core {} {} engine, instruction {} ({}): {}", index_, isa::to_string(engine), pc,
                        op, what);
   fault_event_.notify(sc_core::SC_ZERO_TIME);
+  if (observer_) observer_->fault(index_, engine, pc);
 }
 
 }  // namespace infsim::sim

@@ -51,9 +51,22 @@ class NeuronCore : public sc_core::sc_module {
   uint64_t acquire_psum_port(const sc_core::sc_time& period, uint64_t cycles);
 
   uint32_t semaphore(uint8_t id) const { return semaphores_[id]; }
+  // Whether only DMA queues of this core's program signal semaphore `id`.
+  bool signalled_by_dma(uint8_t id) const { return dma_signalled_[id]; }
   const sc_core::sc_event& semaphore_changed() const { return semaphore_changed_; }
   // Increments semaphore `id` by one after `delay`.
   void signal(uint8_t id, const sc_core::sc_time& delay);
+
+  // Told of end_of_program and of the first fault as they happen (the host
+  // interface's status registers and interrupt).
+  struct Observer {
+    virtual ~Observer() = default;
+    virtual void end_of_program(uint32_t core, uint32_t code) = 0;
+    virtual void fault(uint32_t core, isa::Engine engine, size_t pc) = 0;
+  };
+  void set_observer(Observer* o) { observer_ = o; }
+  // Bit e set: engine e (isa::Engine) has a stream it has not finished.
+  uint32_t active_engines() const;
 
   void end_of_program(uint32_t code);
   std::optional<uint32_t> completion_code() const { return completion_code_; }
@@ -78,6 +91,7 @@ class NeuronCore : public sc_core::sc_module {
   OnChipMemory sbuf_, psum_;
   sc_core::sc_time psum_port_free_;
   std::vector<uint32_t> semaphores_;
+  std::vector<bool> dma_signalled_;
   sc_core::sc_event semaphore_changed_;
   std::multimap<sc_core::sc_time, uint8_t> pending_signals_;
   sc_core::sc_event signal_due_;
@@ -87,6 +101,7 @@ class NeuronCore : public sc_core::sc_module {
   sc_core::sc_event fault_event_;
   std::vector<std::unique_ptr<EngineBase>> engines_;
   std::vector<DmaQueue*> dma_queues_;
+  Observer* observer_ = nullptr;
 };
 
 }  // namespace infsim::sim

@@ -44,6 +44,19 @@ void OnChipMemory::write(const isa::AccessPattern& ap, const float* in) {
   }
 }
 
+void OnChipMemory::write(const isa::AccessPattern& ap, const float* in, numerics::Rounding& rounding) {
+  if (!rounding.is_stochastic() || !numerics::stochastic_capable(ap.dtype)) return write(ap, in);
+  const unsigned size = isa::dtype_bytes(ap.dtype);
+  for (uint32_t p = 0; p < ap.part_count; ++p) {
+    uint8_t* base = partition(ap.part_start + p) + ap.offset;
+    for_each_run(ap.ndim, ap.dims, [&](int64_t off, uint32_t n, int32_t step) {
+      uint8_t* q = base + off * size;
+      for (uint32_t i = 0; i < n; ++i)
+        numerics::store_stochastic(ap.dtype, q, static_cast<int64_t>(i) * step, *in++, rounding.next());
+    });
+  }
+}
+
 void OnChipMemory::read_raw(const isa::AccessPattern& ap, void* out) {
   const unsigned size = isa::dtype_bytes(ap.dtype);
   auto* o = static_cast<uint8_t*>(out);

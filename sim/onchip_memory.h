@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "isa/numerics.h"
 #include "isa_gen.h"
 
 namespace infsim::sim {
@@ -25,8 +26,12 @@ class OnChipMemory {
   // Gathers an access pattern (already validated to lie inside this memory)
   // into out[p * free + i] as FP32.
   void read(const isa::AccessPattern& ap, float* out);
-  // Scatters in[p * free + i], rounding to the pattern's dtype.
+  // Scatters in[p * free + i], rounding to the pattern's dtype (RNE).
   void write(const isa::AccessPattern& ap, const float* in);
+  // The same with the writer's rounding (stochastic rounding draws from
+  // `rounding` once per element, in pattern order: partitions, then the free
+  // dimensions outermost first).
+  void write(const isa::AccessPattern& ap, const float* in, numerics::Rounding& rounding);
   // The same without conversion: elements of the pattern's own dtype, packed.
   void read_raw(const isa::AccessPattern& ap, void* out);
   void write_raw(const isa::AccessPattern& ap, const void* in);

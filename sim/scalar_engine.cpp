@@ -11,7 +11,6 @@ ScalarEngine::ScalarEngine(sc_core::sc_module_name name, NeuronCore& core)
     : EngineBase(name, core, isa::Engine::scalar) {}
 
 EngineBase::Cost ScalarEngine::execute(const isa::Instruction& ins) {
-  const ChipConfig& cfg = core_.cfg();
   if (const auto* x = std::get_if<isa::Activation>(&ins)) {
     const uint32_t p = x->src.part_count;
     const uint64_t n = free_size(x->src);
@@ -32,7 +31,7 @@ EngineBase::Cost ScalarEngine::execute(const isa::Instruction& ins) {
       }
     }
     firmware::apply_activation(x->func, buf_.data(), buf_.size());
-    core_.memory(x->dst.space).write(x->dst, buf_.data());
+    core_.memory(x->dst.space).write(x->dst, buf_.data(), rounding_);
     if (x->accum.space != isa::Space::none) {
       // Running sum of the FP32 results along the free axis, in order.
       sums_.assign(p, 0.0f);
@@ -40,14 +39,13 @@ EngineBase::Cost ScalarEngine::execute(const isa::Instruction& ins) {
         for (uint64_t i = 0; i < n; ++i) sums_[pi] += buf_[pi * n + i];
       core_.memory(x->accum.space).write(x->accum, sums_.data());
     }
-    // One element per partition per cycle; the result lands after the SRAM latency.
-    return {std::max<uint64_t>(cfg.min_instruction_cycles, n), cfg.sram_latency_cycles};
+    return streaming(n, {&x->src});
   }
   if (const auto* x = std::get_if<isa::TensorCopy>(&ins)) {
     buf_.resize(size_t{x->src.part_count} * free_size(x->src));
     core_.memory(x->src.space).read(x->src, buf_.data());
-    core_.memory(x->dst.space).write(x->dst, buf_.data());
-    return {std::max<uint64_t>(cfg.min_instruction_cycles, free_size(x->src)), cfg.sram_latency_cycles};
+    core_.memory(x->dst.space).write(x->dst, buf_.data(), rounding_);
+    return streaming(free_size(x->src), {&x->src});
   }
   throw DeviceFault("instruction not implemented by the scalar engine");
 }

@@ -68,16 +68,7 @@ void for_op(isa::AluOp op, Fn&& fn) {
   }
 }
 
-bool in_psum(const isa::AccessPattern& ap) { return ap.space == isa::Space::psum; }
-
 }  // namespace
-
-// One element per partition per cycle per SBUF operand stream, at least the
-// fixed instruction cost; the result lands after the SRAM latency.
-EngineBase::Cost VectorEngine::elementwise(uint64_t free, uint64_t cycles_per_element) {
-  const ChipConfig& cfg = core_.cfg();
-  return {std::max<uint64_t>(cfg.min_instruction_cycles, free * cycles_per_element), cfg.sram_latency_cycles};
-}
 
 EngineBase::Cost VectorEngine::execute(const isa::Instruction& ins) {
   auto read = [&](const isa::AccessPattern& ap, std::vector<float>& buf) {
@@ -85,7 +76,7 @@ EngineBase::Cost VectorEngine::execute(const isa::Instruction& ins) {
     core_.memory(ap.space).read(ap, buf.data());
   };
   auto write = [&](const isa::AccessPattern& ap, const std::vector<float>& buf) {
-    core_.memory(ap.space).write(ap, buf.data());
+    core_.memory(ap.space).write(ap, buf.data(), rounding_);
   };
 
   if (const auto* x = std::get_if<isa::TensorTensor>(&ins)) {
@@ -96,7 +87,7 @@ EngineBase::Cost VectorEngine::execute(const isa::Instruction& ins) {
     });
     write(x->dst, a_);
     // Two SBUF operands share the read port; reading one from PSUM halves that.
-    return elementwise(free_size(x->in0), in_psum(x->in0) || in_psum(x->in1) ? 1 : 2);
+    return streaming(free_size(x->in0), {&x->in0, &x->in1});
   }
   if (const auto* x = std::get_if<isa::TensorScalar>(&ins)) {
     read(x->src, a_);
@@ -120,7 +111,7 @@ EngineBase::Cost VectorEngine::execute(const isa::Instruction& ins) {
       });
     });
     write(x->dst, a_);
-    return elementwise(n, 1);
+    return streaming(n, {&x->src});
   }
   if (const auto* x = std::get_if<isa::TensorReduce>(&ins)) {
     read(x->src, a_);
@@ -136,12 +127,12 @@ EngineBase::Cost VectorEngine::execute(const isa::Instruction& ins) {
       }
     });
     write(x->dst, b_);
-    return elementwise(free_size(x->src), 1);
+    return streaming(free_size(x->src), {&x->src});
   }
   if (const auto* x = std::get_if<isa::TensorCopy>(&ins)) {
     read(x->src, a_);
     write(x->dst, a_);
-    return elementwise(free_size(x->src), 1);
+    return streaming(free_size(x->src), {&x->src});
   }
   if (const auto* x = std::get_if<isa::Transpose>(&ins)) {
     read(x->src, a_);
@@ -151,7 +142,7 @@ EngineBase::Cost VectorEngine::execute(const isa::Instruction& ins) {
     for (uint32_t r = 0; r < rows; ++r)
       for (uint64_t c = 0; c < cols; ++c) b_[c * rows + r] = a_[r * cols + c];
     write(x->dst, b_);
-    return elementwise(32, 1);
+    return streaming(32, {&x->src});
   }
   if (const auto* x = std::get_if<isa::BnStats>(&ins)) {
     read(x->src, a_);
@@ -171,7 +162,7 @@ EngineBase::Cost VectorEngine::execute(const isa::Instruction& ins) {
       b_[p * 3 + 2] = m2 / static_cast<float>(n);
     }
     write(x->dst, b_);
-    return elementwise(n, 1);
+    return streaming(n, {&x->src});
   }
   if (const auto* x = std::get_if<isa::BnAggr>(&ins)) {
     read(x->src, a_);
@@ -193,7 +184,7 @@ EngineBase::Cost VectorEngine::execute(const isa::Instruction& ins) {
       b_[p * 2 + 1] = count > 0.0f ? m2 / count : 0.0f;
     }
     write(x->dst, b_);
-    return elementwise(free_size(x->src), 1);
+    return streaming(free_size(x->src), {&x->src});
   }
   if (const auto* x = std::get_if<isa::Select>(&ins)) {
     read(x->pred, c_);
@@ -201,12 +192,12 @@ EngineBase::Cost VectorEngine::execute(const isa::Instruction& ins) {
     read(x->in1, b_);
     for (size_t i = 0; i < a_.size(); ++i) a_[i] = c_[i] != 0.0f ? a_[i] : b_[i];
     write(x->dst, a_);
-    return elementwise(free_size(x->dst), 3);
+    return streaming(free_size(x->dst), {&x->pred, &x->in0, &x->in1});
   }
   if (const auto* x = std::get_if<isa::Memset>(&ins)) {
     a_.assign(size_t{x->dst.part_count} * free_size(x->dst), x->value);
     write(x->dst, a_);
-    return elementwise(free_size(x->dst), 1);
+    return streaming(free_size(x->dst), {});
   }
   if (const auto* x = std::get_if<isa::Iota>(&ins)) {
     const uint64_t n = free_size(x->dst);
@@ -219,13 +210,13 @@ EngineBase::Cost VectorEngine::execute(const isa::Instruction& ins) {
         a_[p * n + i] = static_cast<float>(static_cast<int32_t>(v));
       }
     write(x->dst, a_);
-    return elementwise(n, 1);
+    return streaming(n, {});
   }
   if (const auto* x = std::get_if<isa::Reciprocal>(&ins)) {
     read(x->src, a_);
     for (float& v : a_) v = 1.0f / v;
     write(x->dst, a_);
-    return elementwise(free_size(x->src), 1);
+    return streaming(free_size(x->src), {&x->src});
   }
   throw DeviceFault("instruction not implemented by the vector engine");
 }

@@ -3,6 +3,7 @@
 // normalisation statistics, select, memset, iota, reciprocal. FP32 inside.
 #pragma once
 
+#include <initializer_list>
 #include <vector>
 
 #include "sim/engine.h"
@@ -15,11 +16,11 @@ class VectorEngine : public EngineBase {
 
  private:
   Cost execute(const isa::Instruction& ins) override;
-  Cost elementwise(uint64_t free, uint64_t cycles_per_element);
   std::vector<float> a_, b_, c_;
 };
 
 // The vector ALU on FP32 working values (see alu_op in isa.yaml).
 float alu(isa::AluOp op, float a, float b);
+
 
 }  // namespace infsim::sim

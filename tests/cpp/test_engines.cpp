@@ -229,9 +229,10 @@ std::vector<float> reference_matmul(const Matrix& w, const Matrix& x, int n, con
   std::vector<float> out(size_t(M) * n);
   for (int m = 0; m < M; ++m)
     for (int j = 0; j < n; ++j) {
-      float acc = init ? (*init)[size_t(m) * n + j] : 0.0f;
-      for (int k = 0; k < K; ++k) acc += bf16(w.at(k, m)) * bf16(x.at(k, col(j)));
-      out[size_t(m) * n + j] = acc;
+      // The column sum forms down the array from zero; PSUM then adds it to the old value.
+      float sum = 0.0f;
+      for (int k = 0; k < K; ++k) sum += bf16(w.at(k, m)) * bf16(x.at(k, col(j)));
+      out[size_t(m) * n + j] = init ? (*init)[size_t(m) * n + j] + sum : sum;
     }
   return out;
 }
@@ -574,27 +575,32 @@ TEST(Timing, TensorTensorSbufOperands) {
 TEST(Timing, TensorTensorPsumOperandAndFloor) {
   // One operand in PSUM: max(64, N) = 100, + 60.
   EXPECT_EQ(run(tiny_program(100, true).exe).total_cycles, 160u);
-  // N = 20: the 64-cycle floor, + 60.
-  EXPECT_EQ(run(tiny_program(20, false).exe).total_cycles, 124u);
+  // N = 20, two SBUF operands: 40 cycles of reads, the last result written
+  // 60 later (the 64-cycle dispatch floor ends earlier): 100.
+  EXPECT_EQ(run(tiny_program(20, false).exe).total_cycles, 100u);
+  // N = 2: 4 cycles of reads + 60 = 64, the dispatch floor itself.
+  EXPECT_EQ(run(tiny_program(2, false).exe).total_cycles, 64u);
 }
 
 TEST(Timing, MatmulStreamsAfterItsStationaryLoad) {
   // load_stationary [K=32, M=16] issues at 0, loaded at 16. multiply_moving
-  // issues at 1, starts streaming at 16 for max(64, 100) = 100 cycles; its
-  // last result leaves the 128x64 array 128 + 64 cycles later: 16 + 100 + 192.
+  // issues at 1 and injects columns 0..99 from cycle 16; column 15's sum for
+  // the last moving column leaves the 128 rows at 16 + 99 + 128 + 15 and is
+  // written then: complete at 16 + 99 + 128 + 16 = 259.
   Program p;
   p.emit(Engine::tensor, "load_stationary src=sbuf[0:32]@0:bf16[16:1]");
   p.emit(Engine::tensor, "multiply_moving src=sbuf[0:32]@64:bf16[100:1] dst=psum[0:16]@0:fp32[100:1] accumulate=0 "
                          "signal=s0");
   p.emit(Engine::tensor, "end_of_program code=0 wait0=s0>=1");
-  EXPECT_EQ(run(p.exe).total_cycles, 308u);
+  EXPECT_EQ(run(p.exe).total_cycles, 259u);
 }
 
 TEST(Timing, StationaryLoadsHideBehindStreaming) {
   // Three (load [128, 64], multiply N=512) pairs. The first load takes 64
   // cycles; each later load fills the idle buffer while the previous multiply
-  // streams, so the array streams 3 x 512 cycles back to back:
-  // 64 + 3 * 512 + (128 + 64) = 1792.
+  // streams, so the array streams 3 x 512 cycles back to back and the last
+  // result is written 128 + 64 cycles after its last column entered:
+  // 64 + 3 * 512 - 1 + 128 + 64 = 1791.
   Program p;
   for (int i = 0; i < 3; ++i) {
     p.emit(Engine::tensor, "load_stationary src=sbuf[0:128]@0:bf16[64:1]");
@@ -603,7 +609,7 @@ TEST(Timing, StationaryLoadsHideBehindStreaming) {
   }
   p.emit(Engine::tensor, "end_of_program code=0 wait0=s0>=1");
   const auto r = run(p.exe);
-  EXPECT_EQ(r.total_cycles, 1792u);
+  EXPECT_EQ(r.total_cycles, 1791u);
   EXPECT_EQ(counter(r, "core0.tensor", "busy_cycles"), 3u * 64 + 3u * 512 + 1);
 }
 

@@ -496,4 +496,31 @@ TEST(Validate, OtherOperandChecks) {
   expect_invalid([](isa::Executable& exe) { exe.tensors[0].shape[1] = 0; }, {"not positive"});
 }
 
+// FP8 dtypes are refused on a device without FP8 (inf1) wherever they appear:
+// instruction operands, DMA endpoints on chip and in DRAM, tensors.
+TEST(Validate, Fp8NeedsADeviceWithFp8) {
+  EXPECT_FALSE(inf1().fp8);
+  EXPECT_TRUE(sim::ChipConfig::named("inf2").limits().fp8);
+  for (isa::Dtype dt : {isa::Dtype::fp8_e4m3, isa::Dtype::fp8_e5m2}) {
+    const std::string name = isa::to_string(dt);
+    expect_invalid([&](isa::Executable& exe) { std::get<isa::Activation>(ins(exe, isa::Engine::scalar, 0)).dst.dtype = dt; },
+                   {"scalar instruction 0", "dst", "dtype " + name, "FP8", "fp8 = 1"});
+    expect_invalid([&](isa::Executable& exe) { exe.dma[0].dst.dtype = dt; }, {"dma descriptor 0 dst", name, "FP8"});
+    expect_invalid([&](isa::Executable& exe) { exe.dma[2].dst.dtype = dt; }, {"dma descriptor 2 dst", name, "FP8"});
+    expect_invalid([&](isa::Executable& exe) { exe.tensors[1].dtype = dt; }, {"tensor 'y'", name, "FP8"});
+    // The same edits pass on a device with FP8.
+    isa::Executable ok = sample();
+    std::get<isa::Activation>(ins(ok, isa::Engine::scalar, 0)).dst.dtype = dt;
+    std::get<isa::TensorTensor>(ins(ok, isa::Engine::vector, 0)).in0.dtype = dt;
+    ok.dma[0].dst.dtype = dt;
+    ok.dma[2].dst.dtype = dt;
+    ok.tensors[1].dtype = dt;
+    isa::DeviceLimits with_fp8 = inf1();
+    with_fp8.fp8 = true;
+    EXPECT_NO_THROW(isa::validate(ok, with_fp8));
+    // And survive serialization.
+    expect_same(ok, isa::Executable::deserialize(ok.serialize()));
+  }
+}
+
 }  // namespace
