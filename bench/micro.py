@@ -44,7 +44,7 @@ def matmul(iterations):
         st = AP("sbuf", 0, 128, w.offset + (i % 8) * 64 * 2, "bf16", ((64, 1),))
         h.emit("tensor", "load_stationary", {"src": st})
         h.emit("tensor", "multiply_moving", {"src": x, "dst": psum(0, 64, (i % 8) * 2048, [(512, 1)]), "accumulate": 0})
-    h.output("y", psum(0, 64, 0, [(512, 1)]), "tensor")
+    h.output("y", psum(0, 1, 0, [(1, 1)]), "tensor")  # one element: a constant, tiny tail
     _, r = h.run(CONFIG)
     return r["total_cycles"]
 

@@ -111,7 +111,7 @@ void ChipConfig::check() const {
   need(dram_interleave() % (dram_bus_bytes * dram_burst_length) == 0 && dram_bytes % (dram_interleave() * dram_channels) == 0,
        "dram_interleave_bytes must be whole bursts and divide the DRAM evenly between channels");
   need(dram_bank_groups >= 1 && dram_banks_per_group >= 1 && dram_tREFI > dram_tRFC, "bad DRAM geometry or refresh");
-  need(dma_bytes_per_cycle >= 1, "bad DMA parameters");
+  need(dma_bytes_per_cycle >= 1 && dma_max_transfer_bytes >= 64, "bad DMA parameters");
   need(fp8 <= 1 && stochastic_rounding <= 1, "fp8 and stochastic_rounding must be 0 or 1");
 }
 

@@ -42,6 +42,7 @@ struct ConfigError : std::runtime_error {
   X(uint32_t, sram_latency_cycles, 60, "cycles", "fixed latency of an SBUF/PSUM access request (published hint)")    \
   X(uint32_t, dma_bytes_per_cycle, 32, "B/cycle", "peak rate of one DMA queue (assumption)")                        \
   X(uint32_t, dma_fixed_cycles, 64, "cycles", "per-descriptor setup cost of a DMA queue (assumption)")             \
+  X(uint32_t, dma_max_transfer_bytes, 4096, "B", "largest single transfer a DMA queue issues (assumption)")          \
   X(uint64_t, dram_bytes, 8ull << 30, "B", "device DRAM per chip, split evenly into per-core slices (public: 8 GiB)") \
   X(uint32_t, dram_channels, 2, "", "DRAM channels per chip (public)")                                               \
   X(uint64_t, dram_interleave_bytes, 0, "B",                                                                          \

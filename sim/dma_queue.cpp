@@ -23,11 +23,23 @@ std::vector<DmaQueue::Piece> DmaQueue::pieces(const isa::DmaEndpoint& e) const {
   std::vector<Piece> out;
   const uint64_t size = isa::dtype_bytes(e.dtype);
   const bool dram = e.loc == isa::Location::dram;
+  // Contiguous runs merge, up to the queue's largest transfer.
+  const uint64_t cap = core_.cfg().dma_max_transfer_bytes;
   auto add = [&](uint32_t part, uint64_t addr, uint64_t bytes) {
-    if (!out.empty() && out.back().partition == part && out.back().address + out.back().bytes == addr)
-      out.back().bytes += bytes;
-    else
-      out.push_back({part, addr, bytes});
+    while (bytes) {
+      if (!out.empty() && out.back().partition == part && out.back().address + out.back().bytes == addr &&
+          out.back().bytes < cap) {
+        const uint64_t take = std::min(bytes, cap - out.back().bytes);
+        out.back().bytes += take;
+        addr += take;
+        bytes -= take;
+      } else {
+        const uint64_t take = std::min(bytes, cap);
+        out.push_back({part, addr, take});
+        addr += take;
+        bytes -= take;
+      }
+    }
   };
   for (uint32_t p = 0; p < e.part_count; ++p) {
     const uint64_t base = dram ? core_.dram_base() + e.address + static_cast<int64_t>(p) * e.part_step * int64_t(size)
@@ -114,8 +126,7 @@ sc_time DmaQueue::transfer(const isa::DmaEndpoint& src_ep, const std::vector<Pie
     issue[i] = t;
     t += sc_time(static_cast<double>(src[i].bytes) * ps_per_byte, sc_core::SC_PS);
   }
-  const sc_time src_done = access(src_ep, src, false, issue);
-  const sc_time data_ready = issue.empty() ? start : issue.front();
+  const sc_time src_done = access(src_ep, src, false, issue);  // issue[i] is now piece i's arrival
 
   if (src_ep.dtype != dst_ep.dtype) {
     converted_.resize(n * isa::dtype_bytes(dst_ep.dtype));
@@ -124,13 +135,25 @@ sc_time DmaQueue::transfer(const isa::DmaEndpoint& src_ep, const std::vector<Pie
                       numerics::load(src_ep.dtype, staging_.data(), static_cast<ptrdiff_t>(i)), rounding_);
     staging_.swap(converted_);
   }
-  // Destination pieces follow once the first data has arrived, at the queue's rate.
+  // Each destination piece issues at the queue's rate once the source data
+  // it carries has arrived (the queue streams: writes overlap later reads).
   const std::vector<Piece> dst = pieces(dst_ep);
   std::vector<sc_time> dst_issue(dst.size());
-  t = data_ready;
+  const uint64_t src_size = isa::dtype_bytes(src_ep.dtype), dst_size = isa::dtype_bytes(dst_ep.dtype);
+  size_t si = 0;
+  uint64_t src_end = src.empty() ? 0 : src[0].bytes;  // source bytes up to and including piece si
+  sc_time arrived = src.empty() ? start : issue[0];
+  uint64_t dst_end = 0;
+  t = start;
   for (size_t i = 0; i < dst.size(); ++i) {
-    dst_issue[i] = t;
-    t += sc_time(static_cast<double>(dst[i].bytes) * ps_per_byte, sc_core::SC_PS);
+    dst_end += dst[i].bytes;
+    const uint64_t needed = dst_end / dst_size * src_size;  // source bytes this piece's elements come from
+    while (src_end < needed && si + 1 < src.size()) {
+      src_end += src[++si].bytes;
+      arrived = std::max(arrived, issue[si]);
+    }
+    dst_issue[i] = std::max(t, arrived);
+    t = dst_issue[i] + sc_time(static_cast<double>(dst[i].bytes) * ps_per_byte, sc_core::SC_PS);
   }
   const sc_time dst_done = access(dst_ep, dst, true, dst_issue);
   bytes_ += n * isa::dtype_bytes(src_ep.dtype);

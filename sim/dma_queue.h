@@ -3,11 +3,11 @@
 // TLM-2.0 initiator socket; SBUF/PSUM directly.
 //
 // Timing of one descriptor: a fixed setup cost, then the queue issues the
-// pieces (maximal contiguous runs) of the source at dma_bytes_per_cycle, and
-// the destination pieces at the same rate once the first source data has
-// arrived. DRAM pieces take the time the DRAM target returns (channel
-// bandwidth, bursts, latency); on-chip pieces take the SRAM latency. The
-// descriptor completes when its last piece has.
+// pieces (contiguous runs of at most dma_max_transfer_bytes) of the source at
+// dma_bytes_per_cycle, and each destination piece at the same rate once the
+// source data it carries has arrived. DRAM pieces take the time the DRAM
+// target returns (channel bandwidth, bursts, latency); on-chip pieces take
+// the SRAM latency. The descriptor completes when its last piece has.
 #pragma once
 
 #include <tlm_utils/simple_initiator_socket.h>

@@ -10,8 +10,10 @@ Layout (activations live transposed, features on partitions):
     (M <= array columns); the scalar engine adds the bias, applies the
     activation and writes the next layer's x^T straight from PSUM, so no layer
     needs a transpose;
-  * the input arrives by DMA (dma1, cast to the compute dtype on the way), the
-    output leaves by DMA (dma2) in the model's row-major [B, out] layout.
+  * the input arrives by DMA (dma1) row by row, cast to the compute dtype on
+    the way, and is transposed through the array (pe_transpose) into the
+    first layer's x^T; the output leaves by DMA (dma2) in the model's
+    row-major [B, out] layout.
 Engines synchronise only through semaphores: each has one producing engine
 (see CoreProgram), consumers wait for the count the producer reaches.
 """
@@ -28,7 +30,8 @@ from .ir import CompileError
 from .passes import Linear
 
 ALIGN = 64  # bytes: DRAM placement granularity (one burst)
-PSUM_GROUP_BANKS = 4  # banks accumulating one column group; two groups alternate
+PSUM_GROUP_BANKS = 3  # banks accumulating one column group; two groups alternate
+TRANSPOSE_BANKS = 2  # further banks for transposing the input
 
 
 def _align(x, a=ALIGN):
@@ -124,12 +127,15 @@ def lower_linear_chain(layers: List[Linear], input_name: str, input_shape, outpu
 
     # ---------------------------------------------------------------- SBUF plan
     n_tile = target.psum_bank_bytes // 4  # batch columns per matmul: one PSUM bank of FP32
-    if target.psum_bytes // target.psum_bank_bytes < 2 * PSUM_GROUP_BANKS:
-        raise CompileError(f"the target needs at least {2 * PSUM_GROUP_BANKS} PSUM banks")
+    banks_needed = 2 * PSUM_GROUP_BANKS + TRANSPOSE_BANKS
+    if target.psum_bytes // target.psum_bank_bytes < banks_needed:
+        raise CompileError(f"the target needs at least {banks_needed} PSUM banks")
     group_cols = PSUM_GROUP_BANKS * cols
     sa = SbufAllocator(target.sbuf_bytes)
     act_bytes = max(math.ceil(l.in_features / P) for l in layers) * B * es
     act_regions = [sa.alloc("activations A", act_bytes), sa.alloc("activations B", act_bytes)]
+    row_blocks = [(b0, min(P, B - b0)) for b0 in range(0, B, P)]  # batch rows per transpose
+    staging_off = sa.alloc("input rows", len(row_blocks) * F0 * es)
     bias_off = []
     for l in layers:
         bias_off.append(sa.alloc(f"bias {l.name}", math.ceil(l.out_features / cols) * 4))
@@ -142,15 +148,27 @@ def lower_linear_chain(layers: List[Linear], input_name: str, input_shape, outpu
                            "use a smaller --batch")
     slot_off = sa.alloc("weight slots", n_slots * slot_bytes)
 
-    # ------------------------------------------------------- input and biases (dma1)
+    # ------------------------------------------------------- input (dma1, tensor, vector)
+    # Rows of x arrive whole (contiguous in DRAM, cast on the way); the array
+    # transposes [rows, features] blocks into PSUM and the vector engine
+    # copies x^T into the first activation buffer's K tiles. (A transposing
+    # DMA would read DRAM 4 bytes at a time, a burst each.)
     IO = 0
-    in_tiles = math.ceil(F0 / P)
-    in_ready = []
-    for t in range(in_tiles):
-        k = min(P, F0 - t * P)
-        d = exe.add_dma(dram(x_addr + t * P * 4, "fp32", k, 1, [(B, F0)]),
-                        onchip(sbuf(0, k, act_regions[0] + t * B * es, dtype, [(B, 1)])))
-        in_ready.append(prog.emit("dma1", "dma_copy", {"desc": d, "count": 1}, signal="in", source=IO))
+    copied = {}  # transpose bank -> 'xcopy' count once copied out
+    for ri, (b0, rb) in enumerate(row_blocks):
+        rows = staging_off + ri * F0 * es
+        d = exe.add_dma(dram(x_addr + b0 * F0 * 4, "fp32", rb, F0, [(F0, 1)]), onchip(sbuf(0, rb, rows, dtype, [(F0, 1)])))
+        rows_ready = prog.emit("dma1", "dma_copy", {"desc": d, "count": 1}, signal="in", source=IO)
+        for i, f0 in enumerate(range(0, F0, cols)):
+            fc = min(cols, F0 - f0)
+            bank = 2 * PSUM_GROUP_BANKS + (ri * math.ceil(F0 / cols) + i) % TRANSPOSE_BANKS
+            xt = psum(0, fc, bank * target.psum_bank_bytes, [(rb, 1)])
+            v = prog.emit("tensor", "pe_transpose", {"src": sbuf(0, rb, rows + f0 * es, dtype, [(fc, 1)]), "dst": xt},
+                          waits=[("in", rows_ready), ("xcopy", copied.get(bank, 0))], signal="xpose", source=IO)
+            dst = sbuf(f0 % P, fc, act_regions[0] + ((f0 // P) * B + b0) * es, dtype, [(rb, 1)])
+            copied[bank] = prog.emit("vector", "tensor_copy", {"src": xt, "dst": dst}, waits=[("xpose", v)],
+                                     signal="xcopy", source=IO)
+    inputs_ready = prog.semaphore_value("xcopy")
     bias_ready = []
     for li, l in enumerate(layers):
         b = l.bias if l.bias is not None else np.zeros(l.out_features, np.float32)
@@ -219,7 +237,7 @@ def lower_linear_chain(layers: List[Linear], input_name: str, input_shape, outpu
                     u = ni * len(slabs) + slab_index[(li, g0, t * P)]
                     slot = slot_off + (u % n_slots) * slot_bytes
                     x_ap = sbuf(0, k, src_region + (t * B + n0) * es, dtype, [(nsz, 1)])
-                    x_wait = ("in", in_ready[t]) if li == 0 else ("act", act_done_layer[li - 1])
+                    x_wait = ("xcopy", inputs_ready) if li == 0 else ("act", act_done_layer[li - 1])
                     for j in range(m_tiles):
                         m = min(cols, gc - j * cols)
                         st = sbuf(0, k, slot + j * cols * es, dtype, [(m, 1)])
