@@ -21,6 +21,7 @@
 #include "isa/numerics.h"
 #include "sim/chip.h"
 #include "sim/config.h"
+#include "tests/cpp/dma_endpoints.h"
 
 using namespace infsim;
 using isa::Dtype;
@@ -41,28 +42,11 @@ sim::RunResult run(const isa::Executable& exe, const std::map<std::string, std::
 // ------------------------------------------------------------ program builder
 
 isa::DmaEndpoint dram(uint64_t addr, Dtype dt, uint32_t parts, int64_t part_step, std::vector<isa::FreeDim> dims) {
-  isa::DmaEndpoint e;
-  e.loc = Location::dram;
-  e.dtype = dt;
-  e.address = addr;
-  e.part_count = parts;
-  e.part_step = part_step;
-  e.ndim = static_cast<uint32_t>(dims.size());
-  for (size_t i = 0; i < dims.size(); ++i) e.dims[i] = dims[i];
-  return e;
+  return test::dram_ep(addr, dt, parts, part_step, std::move(dims));
 }
-
 isa::DmaEndpoint onchip(Location loc, uint32_t p0, uint32_t np, uint64_t offset, Dtype dt,
                         std::vector<isa::FreeDim> dims) {
-  isa::DmaEndpoint e;
-  e.loc = loc;
-  e.dtype = dt;
-  e.address = offset;
-  e.part_start = p0;
-  e.part_count = np;
-  e.ndim = static_cast<uint32_t>(dims.size());
-  for (size_t i = 0; i < dims.size(); ++i) e.dims[i] = dims[i];
-  return e;
+  return test::onchip_ep(loc, p0, np, offset, dt, std::move(dims));
 }
 isa::DmaEndpoint sbuf(uint32_t p0, uint32_t np, uint64_t offset, Dtype dt, std::vector<isa::FreeDim> dims) {
   return onchip(Location::sbuf, p0, np, offset, dt, std::move(dims));
