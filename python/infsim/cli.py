@@ -35,14 +35,14 @@ def _load_npz(path):
 
 
 def cmd_run(a):
+    if a.profile:
+        raise runtime.RunError("--profile (trace output) is not implemented yet")
     exe = runtime.load(a.model)
     outputs, stats = runtime.run(exe, _load_npz(a.inputs), instance=a.instance, config=a.config)
     np.savez(a.outputs, **outputs)
     if a.stats:
         with open(a.stats, "w") as f:
             json.dump(stats, f, indent=1, sort_keys=True)
-    if a.profile:
-        raise CompileError("--profile is not implemented yet")
     print(f"ran {a.model}: {stats['total_cycles']} cycles, {stats['simulated_seconds'] * 1e6:.3f} us simulated; "
           f"outputs -> {a.outputs}")
     return 0
