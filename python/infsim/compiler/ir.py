@@ -33,11 +33,5 @@ class Graph:
     constants: Dict[str, np.ndarray]
     values: Dict[str, Value] = field(default_factory=dict)
 
-    def producer(self, name: str):
-        for n in self.nodes:
-            if name in n.outputs:
-                return n
-        return None
-
     def consumers(self, name: str) -> List[Node]:
         return [n for n in self.nodes if name in n.inputs]
