@@ -176,6 +176,9 @@ def main(argv=None):
     a = build_parser().parse_args(argv)
     try:
         return a.fn(a)
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
     except ERRORS as e:
         msg = str(e).strip().replace("\n", "; ") or type(e).__name__
         print(f"infsim {a.cmd}: error: {msg}", file=sys.stderr)
