@@ -3,7 +3,7 @@
 against PyTorch CPU eager inference of the same model measured in the same run
 with the same thread count (the simulator runs on one thread).
 
-    bench/mlp_bench.py [--json REPORT.json] [--repeat N]
+    bench/mlp_bench.py [--json REPORT.json] [--repeat N] [--dtype bf16|fp16|fp32]
 """
 import argparse
 import json

@@ -100,7 +100,7 @@ void ChipConfig::check() const {
        "clock frequencies must be positive");
   need(psum_bank_bytes >= 4 && psum_partition_bytes % psum_bank_bytes == 0,
        "psum_partition_bytes must be a multiple of psum_bank_bytes");
-  need(sbuf_partition_bytes > 0 && sbuf_partition_bytes < (1u << 24), "sbuf_partition_bytes must be 1..16 MiB");
+  need(sbuf_partition_bytes > 0 && sbuf_partition_bytes < (1u << 24), "sbuf_partition_bytes must be 1 B .. 16 MiB - 1 (24-bit offsets)");
   need(semaphores >= 1 && semaphores < isa::kNoSemaphore, "semaphores must be 1..254");
   need(dma_queues >= 1 && dma_queues <= isa::kNumEngine - static_cast<unsigned>(isa::Engine::dma0),
        "dma_queues exceeds the DMA engines the ISA names");

@@ -30,7 +30,7 @@ struct ConfigError : std::runtime_error {
   X(double, scalar_clock_mhz, 976.5625, "MHz",                                                                       \
     "scalar engine clock: 128 lanes x 4 FLOP x this, the public 512 FLOP/cycle (assumption: same clock)")              \
   X(double, dma_clock_mhz, 976.5625, "MHz", "DMA queue clock (assumption)")                                          \
-  X(uint32_t, partitions, 128, "", "SBUF/PSUM partitions = systolic array rows (public)")                           \
+  X(uint32_t, partitions, 128, "", "SBUF/PSUM partitions, at least the systolic array rows (public: 128)")                           \
   X(uint32_t, array_rows, 128, "", "systolic array rows = contraction size per matmul (public)")                    \
   X(uint32_t, array_cols, 64, "", "systolic array columns = stationary free size (assumption, fits 64 TFLOPS)")     \
   X(uint64_t, sbuf_partition_bytes, 98304, "B", "SBUF bytes per partition, 12 MiB per core (assumption)")          \

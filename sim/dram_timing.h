@@ -3,7 +3,9 @@
 //
 // Policy (shared by the fast model here and the cycle-by-cycle reference in
 // tests/cpp/test_dram_timing.cpp, which must agree exactly):
-//   * bursts are served one at a time, in arrival order (open-page policy);
+//   * bursts are served one at a time, in the order they are handed to the
+//     channel (open-page policy); in the chip, initiators annotate future
+//     arrival times (loosely timed), so that order can differ from arrival order;
 //   * the controller takes the next burst at pick = max(arrival, cycle after
 //     the previous command); if a refresh is due by then, it first
 //     precharges every open bank (in bank order) and issues REF;
@@ -31,7 +33,7 @@ struct DramTimingParams {
   // Constraints, in DRAM clock cycles.
   uint32_t tRCD = 22, tRP = 22, tCL = 22, tCWL = 16, tRAS = 52, tRC = 74;
   uint32_t tCCD_S = 4, tCCD_L = 8, tRRD_S = 4, tRRD_L = 8, tFAW = 34;
-  uint32_t tWR = 24, tWTR_S = 4, tWTR_L = 12, tRTP = 12, tRTW = 10;
+  uint32_t tWR = 24, tWTR_S = 4, tWTR_L = 12, tRTP = 12, tRTW = 12;
   uint32_t tRFC = 560, tREFI = 12480;
 
   uint32_t banks() const { return bank_groups * banks_per_group; }

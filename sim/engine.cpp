@@ -69,6 +69,9 @@ std::string EngineBase::describe_wait() const {
 void EngineBase::thread() {
   for (;;) {
     sc_core::wait(start_event_);
+    // Clock edges count from the run's start, so a run's timing does not
+    // depend on what ran before it in this process.
+    origin_ = sc_core::sc_time_stamp();
     if (!stream_) continue;
     run_stream();
     finished_ = pc_ == stream_->instructions.size();
@@ -102,7 +105,7 @@ void EngineBase::run_stream() {
     }
     if (core_.faulted()) return;
     // Instructions issue on this engine's clock edges.
-    const uint64_t phase = sc_core::sc_time_stamp().value() % period.value();  // in the time resolution's units
+    const uint64_t phase = (sc_core::sc_time_stamp() - origin_).value() % period.value();  // time resolution units
     if (phase) sc_core::wait(sc_core::sc_time::from_value(period.value() - phase));
     Cost cost;
     try {

@@ -2,7 +2,8 @@
 // scalar, DMA queues). Each engine runs its own stream in its own SystemC
 // thread: wait for the header's semaphores, execute (values are computed at
 // issue), hold the engine for the instruction's occupancy, and increment the
-// signal semaphore when the result is complete (occupancy + latency).
+// signal semaphore when the result is complete (occupancy + latency, and never
+// before the engine's previous instruction has completed).
 // Simulator events are per instruction, never per cycle.
 #pragma once
 
@@ -79,6 +80,7 @@ class EngineBase : public sc_core::sc_module {
   NeuronCore& core_;
   const isa::Engine id_;
   const sc_core::sc_time period_;
+  sc_core::sc_time origin_;  // the current run's start: clock edge 0
   // How this engine rounds narrowing writes (RNE, or its own seeded
   // stochastic stream); set afresh from the configuration by every load(),
   // i.e. at the start of every run.

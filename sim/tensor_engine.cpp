@@ -16,7 +16,8 @@ TensorEngine::TensorEngine(sc_core::sc_module_name name, NeuronCore& core)
       macs_(core.counters().add(path(), "macs", "", "multiply-accumulates performed")) {}
 
 uint64_t TensorEngine::now_cycles() const {
-  return static_cast<uint64_t>(sc_core::sc_time_stamp().value() / period_.value());  // issue is on clock edges
+  // Issue is on clock edges, counted from the run's start.
+  return static_cast<uint64_t>((sc_core::sc_time_stamp() - origin_).value() / period_.value());
 }
 
 EngineBase::Cost TensorEngine::load(const isa::AccessPattern& src) {

@@ -131,7 +131,7 @@ def build_parser():
     c.add_argument("model")
     c.add_argument("-o", "--output", required=True)
     c.add_argument("--target", default="inf1", help="inf1, inf2 or a chip configuration YAML")
-    c.add_argument("--dtype", default="bf16", help="bf16 | fp16 | fp32 | int8")
+    c.add_argument("--dtype", default="bf16", help="bf16 | fp16 | fp32 (int8 is not implemented yet)")
     c.add_argument("--batch", type=int, help="fixes a dynamic batch dimension")
     c.add_argument("--pipeline-cores", type=int, default=1)
     c.set_defaults(fn=cmd_compile)

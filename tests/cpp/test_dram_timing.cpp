@@ -152,7 +152,7 @@ class ReferenceChannel {
 
 DramTimingParams ddr4() { return DramTimingParams{}; }
 
-// An HBM-like set: 2 bank groups of 8, shorter rows, short bursts.
+// An HBM-like set: 4 bank groups of 4, shorter rows, short bursts.
 DramTimingParams hbm() {
   DramTimingParams p;
   p.bank_groups = 4;

@@ -29,7 +29,7 @@ from ..isa import CoreProgram, dram, dtype_size, onchip, psum, sbuf
 from .ir import CompileError
 from .passes import Linear
 
-ALIGN = 64  # bytes: DRAM placement granularity (one burst)
+ALIGN = 64  # bytes: DRAM placement granularity (a whole inf1 burst; two on inf2)
 PSUM_GROUP_BANKS = 3  # banks accumulating one column group; two groups alternate
 TRANSPOSE_BANKS = 2  # further banks for transposing the input
 
