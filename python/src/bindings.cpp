@@ -9,6 +9,7 @@
 
 #include "isa/executable.h"
 #include "isa/isa_support.h"
+#include "isa/numerics.h"
 #include "sim/chip.h"
 #include "sim/config.h"
 
@@ -108,6 +109,22 @@ PYBIND11_MODULE(_infsim, m) {
       },
       py::arg("word"), "Decodes an instruction word into one line of assembly.");
 
+  m.def(
+      "convert",
+      [](const py::bytes& data, const std::string& src, const std::string& dst) {
+        const std::string in = data;
+        const auto s = enum_from<isa::Dtype>(src, "dtype"), d = enum_from<isa::Dtype>(dst, "dtype");
+        if (in.size() % isa::dtype_bytes(s)) throw py::value_error("data is not a whole number of elements");
+        const size_t n = in.size() / isa::dtype_bytes(s);
+        std::string out(n * isa::dtype_bytes(d), '\0');
+        const auto* ip = reinterpret_cast<const uint8_t*>(in.data());
+        auto* op = reinterpret_cast<uint8_t*>(out.data());
+        for (size_t i = 0; i < n; ++i)
+          numerics::store(d, op, static_cast<ptrdiff_t>(i), numerics::load(s, ip, static_cast<ptrdiff_t>(i)));
+        return py::bytes(out);
+      },
+      py::arg("data"), py::arg("src"), py::arg("dst"),
+      "Converts packed elements between dtypes exactly as the device does (round to nearest even).");
   m.def(
       "config",
       [](const std::string& name) {

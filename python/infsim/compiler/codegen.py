@@ -60,19 +60,8 @@ class Target:
 
 
 def to_dtype_bytes(a: np.ndarray, dtype: str) -> bytes:
-    """Host-side conversion of FP32 data to a device dtype, RNE like the device."""
-    a = np.ascontiguousarray(a, dtype=np.float32)
-    if dtype == "fp32":
-        return a.tobytes()
-    if dtype == "fp16":
-        return a.astype(np.float16).tobytes()
-    if dtype == "bf16":
-        u = a.view(np.uint32).astype(np.uint64)
-        nan = (u & 0x7FFFFFFF) > 0x7F800000
-        r = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
-        r[nan] = ((u[nan] >> 16) | 0x40).astype(np.uint16)
-        return r.tobytes()
-    raise CompileError(f"dtype {dtype} is not supported for weights yet")
+    """FP32 weights in a device dtype, converted by the device's own numerics."""
+    return _infsim.convert(np.ascontiguousarray(a, dtype=np.float32).tobytes(), "fp32", dtype)
 
 
 class SbufAllocator:
