@@ -5,7 +5,7 @@ Layout (activations live transposed, features on partitions):
     each tile [k, B] contiguous along the free axis;
   * weights are laid out in DRAM at compile time as slabs [k, G] of W^T (K tile
     by column group of G output features), each one contiguous, streamed by DMA
-    queue dma0 through a ring of SBUF slots;
+    queues dma0 and dma3 in turn through a ring of SBUF slots;
   * out[M, n] = W^T[k, M]^T @ x^T[k, n] accumulates over K tiles in a PSUM bank
     (M <= array columns); the scalar engine adds the bias, applies the
     activation and writes the next layer's x^T straight from PSUM, so no layer
@@ -32,6 +32,7 @@ from .passes import Linear
 ALIGN = 64  # bytes: DRAM placement granularity (a whole inf1 burst; two on inf2)
 PSUM_GROUP_BANKS = 3  # banks accumulating one column group; two groups alternate
 TRANSPOSE_BANKS = 2  # further banks for transposing the input
+WEIGHT_QUEUES = ("dma0", "dma3")  # weight slabs alternate between these
 
 
 def _align(x, a=ALIGN):
@@ -193,16 +194,20 @@ def lower_linear_chain(layers: List[Linear], input_name: str, input_shape, outpu
     slab_index = {(li, g0, t0): s for s, (li, g0, t0, _, _, _) in enumerate(slabs)}
 
     # Every use of a slab (each batch tile reuses them all) loads it into the
-    # next slot of the ring; the DMA queue runs ahead of the tensor engine by
-    # up to n_slots and waits for the slot's previous slab to have been read.
+    # next slot of the ring. Uses alternate between two DMA queues, so one
+    # slab's transfer overlaps the next one's setup and DRAM latency; a queue
+    # runs ahead of the tensor engine by up to n_slots and waits for the
+    # slot's previous slab to have been read.
     n_tiles = math.ceil(B / n_tile)
-    slab_loaded = []
+    slab_loaded = []  # per use: (semaphore, value once loaded)
     for u in range(n_tiles * len(slabs)):
         li, g0, t0, k, gc, addr = slabs[u % len(slabs)]
         slot = slot_off + (u % n_slots) * slot_bytes
+        queue = WEIGHT_QUEUES[u % len(WEIGHT_QUEUES)]
         d = exe.add_dma(dram(addr, dtype, k, gc, [(gc, 1)]), onchip(sbuf(0, k, slot, dtype, [(gc, 1)])))
-        slab_loaded.append(prog.emit("dma0", "dma_copy", {"desc": d, "count": 1},
-                                     waits=[("wfree", u - n_slots + 1)], signal="wload", source=li + 1))
+        v = prog.emit(queue, "dma_copy", {"desc": d, "count": 1}, waits=[("wfree", u - n_slots + 1)],
+                      signal=f"wload_{queue}", source=li + 1)
+        slab_loaded.append((f"wload_{queue}", v))
 
     # ------------------------------------------------------------------ compute
     act_done_layer = [0] * len(layers)  # 'act' count once layer li's activations are all written
@@ -230,7 +235,7 @@ def lower_linear_chain(layers: List[Linear], input_name: str, input_shape, outpu
                     for j in range(m_tiles):
                         m = min(cols, gc - j * cols)
                         st = sbuf(0, k, slot + j * cols * es, dtype, [(m, 1)])
-                        prog.emit("tensor", "load_stationary", {"src": st}, waits=[("wload", slab_loaded[u])],
+                        prog.emit("tensor", "load_stationary", {"src": st}, waits=[slab_loaded[u]],
                                   signal="wfree" if j == m_tiles - 1 else None, source=li + 1)
                         bank = banks[j]
                         out = psum(0, m, bank * target.psum_bank_bytes, [(nsz, 1)])
