@@ -52,14 +52,59 @@ def run(exe, inputs: Dict[str, np.ndarray], instance: str = "inf1.xlarge", confi
         config = metadata(exe).get("target", INSTANCES[instance][0])
     specs = {t["name"]: t for t in exe.tensors}
     ins = {t["name"]: t for t in exe.tensors if t["kind"] == "input"}
-    # Names are checked by the device runtime; shapes and dtypes here, where the arrays are.
-    raw = {n: _to_bytes(n, a, ins[n]) if n in ins else b"" for n, a in inputs.items()}
-    r = run_raw(exe, raw, config)
-    outputs = {}
-    for name, data in r["outputs"].items():
-        spec = specs[name]
-        outputs[name] = np.frombuffer(data, dtype=NUMPY_OF[spec["dtype"]]).reshape(spec["shape"]).copy()
-    return outputs, make_stats(r, instance, config)
+    chunks = _batch_chunks(exe, inputs, ins)
+    if chunks is None:
+        # Names are checked by the device runtime; shapes and dtypes here, where the arrays are.
+        raw = {n: _to_bytes(n, a, ins[n]) if n in ins else b"" for n, a in inputs.items()}
+        r = run_raw(exe, raw, config)
+        return _unpack(r["outputs"], specs), make_stats(r, instance, config)
+    # A larger batch: runs of the compiled batch, the last one zero-padded.
+    batch, total = chunks
+    parts, results = [], []
+    for b0 in range(0, total, batch):
+        piece = {}
+        for n, a in inputs.items():
+            a = np.asarray(a)[b0:b0 + batch]
+            if a.shape[0] < batch:
+                a = np.concatenate([a, np.zeros((batch - a.shape[0],) + a.shape[1:], a.dtype)])
+            piece[n] = _to_bytes(n, a, ins[n])
+        r = run_raw(exe, piece, config)
+        parts.append(_unpack(r["outputs"], specs))
+        results.append(r)
+    outputs = {n: np.concatenate([p[n] for p in parts])[:total] for n in parts[0]}
+    return outputs, make_stats(_sum_runs(results), instance, config, runs=len(results))
+
+
+def _unpack(raw_outputs, specs):
+    return {name: np.frombuffer(data, dtype=NUMPY_OF[specs[name]["dtype"]]).reshape(specs[name]["shape"]).copy()
+            for name, data in raw_outputs.items()}
+
+
+def _batch_chunks(exe, inputs, ins):
+    """(compiled batch, given batch) when every input carries a batch of rows
+    other than the compiled one but otherwise the compiled shape; else None."""
+    batch = metadata(exe).get("batch")
+    if not batch or set(inputs) != set(ins):
+        return None
+    given = set()
+    for n, a in inputs.items():
+        shape, compiled = tuple(np.shape(a)), tuple(ins[n]["shape"])
+        if not shape or compiled[0] != batch or shape[1:] != compiled[1:]:
+            return None
+        given.add(shape[0])
+    if len(given) != 1 or given == {batch} or 0 in given:
+        return None
+    return batch, given.pop()
+
+
+def _sum_runs(results):
+    """One result for several back-to-back runs: cycles, time and counters add up."""
+    total = dict(results[0])
+    total["total_cycles"] = sum(r["total_cycles"] for r in results)
+    total["simulated_seconds"] = sum(r["simulated_seconds"] for r in results)
+    total["counters"] = [c[:4] + (sum(r["counters"][i][4] for r in results),)
+                         for i, c in enumerate(results[0]["counters"])]
+    return total
 
 
 # SystemC elaborates one chip per process: other configurations run in a
@@ -86,7 +131,7 @@ def _run_in_worker(exe_bytes, raw, config):
     return _infsim.run(_infsim.Executable.deserialize(exe_bytes), raw, config)
 
 
-def make_stats(r, instance, config) -> dict:
+def make_stats(r, instance, config, runs=1) -> dict:
     """STATS.json content: totals plus counters nested by component path."""
     counters = {}
     for path, name, unit, desc, value in r["counters"]:
@@ -94,6 +139,6 @@ def make_stats(r, instance, config) -> dict:
         for part in path.split("."):
             node = node.setdefault(part, {})
         node[name] = value
-    return {"total_cycles": r["total_cycles"], "simulated_seconds": r["simulated_seconds"],
+    return {"total_cycles": r["total_cycles"], "simulated_seconds": r["simulated_seconds"], "runs": runs,
             "instance": instance, "config": config, "counters": counters,
             "counter_units": {f"{p}.{n}": {"unit": u, "description": d} for p, n, u, d, _ in r["counters"]}}

@@ -73,3 +73,17 @@ def test_other_configuration_runs_in_a_worker_process():
 
 def test_run_errors_are_one_class():
     assert infsim.RunError is _infsim.RunError
+
+
+def test_larger_batches_are_split_into_compiled_batches():
+    model = mlp.build((20, 16, 3))
+    compiled = infsim.trace(model, mlp.example_input(4, 20))
+    x = mlp.example_input(10, 20, seed=9)  # 4 + 4 + 2 (padded) rows
+    y = compiled(x)
+    with torch.no_grad():
+        assert_close(y.numpy(), model(x).numpy(), "bf16")
+    assert y.shape == (10, 3)
+    assert compiled.last_stats["runs"] == 3
+    single = infsim.trace(model, mlp.example_input(4, 20))
+    single(x[:4])
+    assert compiled.last_stats["total_cycles"] == 3 * single.last_stats["total_cycles"]
