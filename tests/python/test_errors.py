@@ -64,8 +64,13 @@ def test_objdump_rejects_corruption(built):
 
 
 def test_wrong_inputs(built):
-    np.savez(built / "shape.npz", x=np.zeros((3, 30), np.float32))
-    one_line_error(run(built, built / "m.infx", built / "shape.npz"), "shape (3, 30)", "(2, 30)")
+    np.savez(built / "shape.npz", x=np.zeros((2, 31), np.float32))
+    one_line_error(run(built, built / "m.infx", built / "shape.npz"), "shape (2, 31)", "(2, 30)")
+    np.savez(built / "shape.npz", x=np.zeros((30,), np.float32))
+    one_line_error(run(built, built / "m.infx", built / "shape.npz"), "shape (30,)", "(2, 30)")
+    # More rows than compiled is a larger batch, run in pieces.
+    np.savez(built / "rows.npz", x=np.zeros((3, 30), np.float32))
+    assert run(built, built / "m.infx", built / "rows.npz").returncode == 0
     np.savez(built / "name.npz", y=np.zeros((2, 30), np.float32))
     one_line_error(run(built, built / "m.infx", built / "name.npz"), "unknown input 'y'")
     (built / "junk.npz").write_bytes(b"junk")
