@@ -82,12 +82,14 @@ sc_time DmaQueue::access(const isa::DmaEndpoint& e, const std::vector<Piece>& ps
       done = std::max(done, now + delay);
       issue[i] = now + delay;  // data available / written
     } else {
-      uint8_t* mem = core_.memory(e.loc == isa::Location::psum ? isa::Space::psum : isa::Space::sbuf).partition(pc.partition) +
-                     pc.address;
-      if (write)
+      OnChipMemory& memory = core_.memory(e.loc == isa::Location::psum ? isa::Space::psum : isa::Space::sbuf);
+      uint8_t* mem = memory.partition(pc.partition) + pc.address;
+      if (write) {
         std::memcpy(mem, data, pc.bytes);
-      else
+        memory.written(pc.address + pc.bytes);
+      } else {
         std::memcpy(data, mem, pc.bytes);
+      }
       issue[i] += period_ * static_cast<double>(cfg.sram_latency_cycles);
       done = std::max(done, issue[i]);
     }

@@ -12,6 +12,22 @@ uint64_t free_size(const isa::AccessPattern& ap) {
   return n;
 }
 
+void OnChipMemory::clear() {
+  if (high_water_ == 0) return;
+  for (uint32_t p = 0; p < partitions_; ++p) std::memset(partition(p), 0, high_water_);
+  high_water_ = 0;
+}
+
+namespace {
+// One past the last byte of a pattern inside its partition (patterns are validated, so it is in range).
+uint64_t pattern_end(const isa::AccessPattern& ap) {
+  int64_t hi = 0;
+  for (uint32_t i = 0; i < ap.ndim; ++i)
+    if (ap.dims[i].step > 0) hi += static_cast<int64_t>(ap.dims[i].num - 1) * ap.dims[i].step;
+  return ap.offset + static_cast<uint64_t>(hi + 1) * isa::dtype_bytes(ap.dtype);
+}
+}  // namespace
+
 void OnChipMemory::read(const isa::AccessPattern& ap, float* out) {
   const unsigned size = isa::dtype_bytes(ap.dtype);
   for (uint32_t p = 0; p < ap.part_count; ++p) {
@@ -29,6 +45,7 @@ void OnChipMemory::read(const isa::AccessPattern& ap, float* out) {
 }
 
 void OnChipMemory::write(const isa::AccessPattern& ap, const float* in) {
+  written(pattern_end(ap));
   const unsigned size = isa::dtype_bytes(ap.dtype);
   for (uint32_t p = 0; p < ap.part_count; ++p) {
     uint8_t* base = partition(ap.part_start + p) + ap.offset;
@@ -46,6 +63,7 @@ void OnChipMemory::write(const isa::AccessPattern& ap, const float* in) {
 
 void OnChipMemory::write(const isa::AccessPattern& ap, const float* in, numerics::Rounding& rounding) {
   if (!rounding.is_stochastic() || !numerics::stochastic_capable(ap.dtype)) return write(ap, in);
+  written(pattern_end(ap));
   const unsigned size = isa::dtype_bytes(ap.dtype);
   for (uint32_t p = 0; p < ap.part_count; ++p) {
     uint8_t* base = partition(ap.part_start + p) + ap.offset;
@@ -69,6 +87,7 @@ void OnChipMemory::read_raw(const isa::AccessPattern& ap, void* out) {
 }
 
 void OnChipMemory::write_raw(const isa::AccessPattern& ap, const void* in) {
+  written(pattern_end(ap));
   const unsigned size = isa::dtype_bytes(ap.dtype);
   const auto* q = static_cast<const uint8_t*>(in);
   for (uint32_t p = 0; p < ap.part_count; ++p) {

@@ -2,6 +2,7 @@
 // access patterns at once, converted to/from FP32 working values.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -21,7 +22,11 @@ class OnChipMemory {
   uint32_t partitions() const { return partitions_; }
   uint64_t partition_bytes() const { return partition_bytes_; }
   uint8_t* partition(uint32_t p) { return data_.data() + static_cast<size_t>(p) * partition_bytes_; }
-  void clear() { std::fill(data_.begin(), data_.end(), 0); }
+  // Zeroes everything written since the last clear: each partition's bytes
+  // below the highest offset any writer reported (see written()).
+  void clear();
+  // Writers that bypass read()/write() (DMA) report the end of what they wrote.
+  void written(uint64_t end_offset) { high_water_ = std::max(high_water_, end_offset); }
 
   // Gathers an access pattern (already validated to lie inside this memory)
   // into out[p * free + i] as FP32.
@@ -41,6 +46,7 @@ class OnChipMemory {
   uint32_t partitions_;
   uint64_t partition_bytes_;
   std::vector<uint8_t> data_;
+  uint64_t high_water_ = 0;  // bytes per partition that may be non-zero
 };
 
 uint64_t free_size(const isa::AccessPattern& ap);

@@ -370,3 +370,18 @@ def test_cycles_do_not_depend_on_earlier_runs_with_mixed_clocks():
     program(77).run("inf2")
     again = program(300).run("inf2")[1]["total_cycles"]
     assert first == again
+
+
+def test_each_run_starts_with_zeroed_sram():
+    first = Harness()
+    x = first.input("a", rand(4, 8))
+    region = first.alloc(128, 256)
+    first.emit("vector", "memset", {"dst": region, "value": 7.0})
+    first.output("y", AP("sbuf", 0, 1, region.offset, "fp32", ((1, 1),)), "vector")
+    assert first.run()[0]["y"][0, 0] == 7.0
+    second = Harness()
+    second.input("a", rand(4, 8))
+    later = second.alloc(128, 256)  # the same place in SBUF, never written by this run
+    assert later == region
+    second.output("y", later, "vector")
+    np.testing.assert_array_equal(second.run()[0]["y"], np.zeros((128, 256), np.float32))
