@@ -177,7 +177,7 @@ def lower_linear_chain(layers: List[Linear], input_name: str, input_shape, outpu
         bias_ready.append(prog.emit("dma1", "dma_copy", {"desc": first, "count": (full > 0) + (rest > 0)},
                                     signal="bias", source=li + 1))
 
-    # ------------------------------------------------------------- weight slabs (dma0)
+    # ------------------------------------------------------ weight slabs (dma0, dma3)
     # Slab s = (layer, column group g, K tile t) in the order the tensor engine uses them.
     slabs = []
     for li, l in enumerate(layers):
