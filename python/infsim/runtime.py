@@ -141,4 +141,27 @@ def make_stats(r, instance, config, runs=1) -> dict:
         node[name] = value
     return {"total_cycles": r["total_cycles"], "simulated_seconds": r["simulated_seconds"], "runs": runs,
             "instance": instance, "config": config, "counters": counters,
-            "counter_units": {f"{p}.{n}": {"unit": u, "description": d} for p, n, u, d, _ in r["counters"]}}
+            "counter_units": {f"{p}.{n}": {"unit": u, "description": d} for p, n, u, d, _ in r["counters"]},
+            "derived": derived_figures(counters, r["simulated_seconds"], config)}
+
+
+def derived_figures(counters, seconds, config) -> dict:
+    """Figures computed from the counters (never counted separately): tensor
+    FLOP rate and array utilisation per core, DMA and DRAM bandwidths."""
+    if seconds <= 0:
+        return {}
+    c = _infsim.config(config)
+    peak_macs = int(c["array_rows"]) * int(c["array_cols"]) * float(c["tensor_clock_mhz"]) * 1e6  # per second
+    out = {}
+    for core, engines in counters.items():
+        if not core.startswith("core"):
+            continue
+        macs = engines.get("tensor", {}).get("macs", 0)
+        out[f"{core}.tensor.tflops"] = 2 * macs / seconds / 1e12
+        out[f"{core}.tensor.utilization"] = macs / (peak_macs * seconds)
+        for engine, values in engines.items():
+            if "bytes" in values:
+                out[f"{core}.{engine}.gb_per_s"] = values["bytes"] / seconds / 1e9
+    for channel, values in counters.get("dram", {}).items():
+        out[f"dram.{channel}.gb_per_s"] = (values["read_bytes"] + values["write_bytes"]) / seconds / 1e9
+    return out

@@ -42,6 +42,10 @@ def test_reference_mlp_bf16(tmp_path):
     for engine in ("tensor", "vector", "scalar", "dma0", "dma1", "dma2", "dma3"):
         assert core[engine]["instructions"] > 0
         assert core[engine]["busy_cycles"] > 0
+    d = stats["derived"]
+    assert d["core0.tensor.tflops"] == pytest.approx(2 * core["tensor"]["macs"] / stats["simulated_seconds"] / 1e12)
+    assert 0 < d["core0.tensor.utilization"] < 1
+    assert d["dram.channel0.gb_per_s"] > 0
     # Every weight byte crosses the two weight queues once (bf16).
     assert core["dma0"]["bytes"] + core["dma3"]["bytes"] == 2 * (784 * 512 + 512 * 256 + 256 * 10)
 
