@@ -181,12 +181,11 @@ def lower_linear_chain(layers: List[Linear], input_name: str, input_shape, outpu
     # Slab s = (layer, column group g, K tile t) in the order the tensor engine uses them.
     slabs = []
     for li, l in enumerate(layers):
-        wt = np.ascontiguousarray(l.weight.T)  # [in, out]
         for g0 in range(0, l.out_features, group_cols):
             gc = min(group_cols, l.out_features - g0)
             for t0 in range(0, l.in_features, P):
                 k = min(P, l.in_features - t0)
-                block = wt[t0:t0 + k, g0:g0 + gc]
+                block = l.weight[g0:g0 + gc, t0:t0 + k].T  # [k, gc] of W^T, transposed block by block
                 addr = dram_alloc(block.size * es)
                 exe.add_constant(0, addr, to_dtype_bytes(block, dtype))
                 slabs.append((li, g0, t0, k, gc, addr))

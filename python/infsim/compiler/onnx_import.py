@@ -28,6 +28,20 @@ def _dims(vi, what, batch=None):
     return tuple(dims)
 
 
+def _without_large_weights(model):
+    """A copy for shape inference: large initializers keep their shape and
+    type but drop their data (inference needs only the data of small ones,
+    such as Reshape targets), so the weights are not copied into the checker."""
+    skeleton = onnx.ModelProto()
+    skeleton.CopyFrom(model)
+    for t in skeleton.graph.initializer:
+        if np.prod(t.dims, dtype=np.int64) > 4096:
+            t.ClearField("raw_data")
+            for field in ("float_data", "int32_data", "int64_data", "double_data", "uint64_data"):
+                t.ClearField(field)
+    return skeleton
+
+
 def load_onnx(path_or_model, batch=None) -> Graph:
     """Reads an ONNX model (path or ModelProto). `batch` fixes a dynamic first dimension."""
     try:
@@ -54,7 +68,7 @@ def load_onnx(path_or_model, batch=None) -> Graph:
                     d.ClearField("dim_param")
                     d.dim_value = n
     try:
-        inferred = shape_inference.infer_shapes(model)
+        inferred = shape_inference.infer_shapes(_without_large_weights(model))
     except Exception as e:
         raise CompileError(f"ONNX shape inference failed: {e}") from None
     values = {v.name: v for v in inputs}
