@@ -113,7 +113,7 @@ def gen_cpp_header(t):
     w = o.append
     w(f"// {BANNER}")
     w("#pragma once")
-    w("#include <array>\n#include <cstdint>\n#include <string>\n#include <string_view>\n#include <variant>\n")
+    w("#include <array>\n#include <cstdint>\n#include <string>\n#include <string_view>\n#include <type_traits>\n#include <variant>\n")
     w("namespace infsim::isa {\n")
     w(f"constexpr unsigned kIsaVersion = {t.version};")
     w(f"constexpr unsigned kWordBytes = {t.word_bytes};")
@@ -168,8 +168,19 @@ def gen_cpp_header(t):
     w("Opcode opcode_of(const Instruction& ins);")
     w("const Header& header_of(const Instruction& ins);")
     w("Header& header_of(Instruction& ins);")
-    w("// Whether any on-chip operand of the instruction lies in `space`.")
-    w("bool touches(const Instruction& ins, Space space);")
+    w("// Calls fn on every on-chip operand (absent ones included, with space none).")
+    w("template <typename Fn>")
+    w("void for_each_operand(const Instruction& ins, Fn&& fn) {")
+    w("  std::visit([&](const auto& x) {")
+    w("    using T = std::decay_t<decltype(x)>;")
+    for ins in t.instructions:
+        aps = [f["name"] for f in ins["fields"] if f["kind"] == "ap"]
+        if not aps:
+            continue
+        c = camel(ins["name"])
+        w(f"    if constexpr (std::is_same_v<T, {c}>) {{ " + " ".join(f"fn(x.{a});" for a in aps) + " }")
+    w("  }, ins);")
+    w("}")
     w("// Writes exactly kWordBytes bytes.")
     w("void encode(const Instruction& ins, uint8_t* word);")
     w("// Reads kWordBytes bytes; throws IsaError on an unknown opcode or enum value.")
@@ -278,17 +289,7 @@ def gen_cpp_source(t):
     w("Opcode opcode_of(const Instruction& ins) {\n  return std::visit([](const auto& x) { return std::decay_t<decltype(x)>::kOpcode; }, ins);\n}")
     w("const Header& header_of(const Instruction& ins) {\n  return std::visit([](const auto& x) -> const Header& { return x.hdr; }, ins);\n}")
     w("Header& header_of(Instruction& ins) {\n  return std::visit([](auto& x) -> Header& { return x.hdr; }, ins);\n}\n")
-    w("bool touches(const Instruction& ins, Space space) {")
-    w("  switch (opcode_of(ins)) {")
-    for ins in t.instructions:
-        aps = [f["name"] for f in ins["fields"] if f["kind"] == "ap"]
-        if not aps:
-            continue
-        c = camel(ins["name"])
-        cond = " || ".join(f"x.{a}.space == space" for a in aps)
-        w(f"    case Opcode::{ins['name']}: {{\n      const auto& x = std::get<{c}>(ins);\n      return {cond};\n    }}")
-    w("    default: return false;")
-    w("  }\n}\n")
+
     for ins in t.instructions:
         c = camel(ins["name"])
         eq = " && ".join(["hdr == o.hdr"] + [f"{f['name']} == o.{f['name']}" for f in ins["fields"]])

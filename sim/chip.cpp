@@ -70,7 +70,8 @@ void Chip::reset_cores(uint32_t n) {
   host_->wait_idle();
 }
 
-RunResult Chip::run(const isa::Executable& exe, const std::map<std::string, std::vector<uint8_t>>& inputs) {
+RunResult Chip::run(const isa::Executable& exe, const std::map<std::string, std::vector<uint8_t>>& inputs,
+                    bool timing_only) {
   using firmware::CoreStatus;
   using firmware::Opcode;
   isa::validate(exe, cfg_.limits());
@@ -108,6 +109,7 @@ RunResult Chip::run(const isa::Executable& exe, const std::map<std::string, std:
   const MappedImage image(hif, exe);
   host.write32(hif.IRQ_STATUS.address(), ~0u);
   host.post(hif, Opcode::reset_counters, {});
+  for (uint32_t c = 0; c < n; ++c) cores_[c]->set_timing_only(timing_only);  // a simulator mode, not a register
   host.post(hif, Opcode::load, {0, n, image.handle});
   host.post(hif, Opcode::run, {0, n});
   host.wait_idle();  // until no event remains: every engine finished or blocked

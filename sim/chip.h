@@ -55,8 +55,11 @@ class Chip : public sc_core::sc_module {
   const CounterRegistry& counter_registry() const { return counters_; }
   // Validates, loads weights and inputs (raw bytes keyed by input name),
   // simulates to completion, reads outputs. Throws isa::FormatError for an
-  // invalid executable and RunError for a failed run.
-  RunResult run(const isa::Executable& exe, const std::map<std::string, std::vector<uint8_t>>& inputs);
+  // invalid executable and RunError for a failed run. A timing-only run gives
+  // the same cycles and counters without computing values (outputs are
+  // then meaningless); see NeuronCore::set_timing_only.
+  RunResult run(const isa::Executable& exe, const std::map<std::string, std::vector<uint8_t>>& inputs,
+                bool timing_only = false);
 
  private:
   // After a failed run: abandons and resets cores [0, n) (command reset_cores).

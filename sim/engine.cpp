@@ -108,6 +108,7 @@ void EngineBase::run_stream() {
     const uint64_t phase = (sc_core::sc_time_stamp() - origin_).value() % period.value();  // time resolution units
     if (phase) sc_core::wait(sc_core::sc_time::from_value(period.value() - phase));
     Cost cost;
+    values_ = id_ >= isa::Engine::dma0 || core_.values_needed(ins);
     try {
       cost = execute_common(ins);
     } catch (const DeviceFault& e) {
@@ -116,7 +117,9 @@ void EngineBase::run_stream() {
     }
     // The vector and scalar engines share one PSUM port: an instruction with
     // a PSUM operand holds it while it streams, and waits while the other holds it.
-    if ((id_ == isa::Engine::vector || id_ == isa::Engine::scalar) && isa::touches(ins, isa::Space::psum)) {
+    bool psum_operand = false;
+    isa::for_each_operand(ins, [&](const isa::AccessPattern& ap) { psum_operand |= ap.space == isa::Space::psum; });
+    if ((id_ == isa::Engine::vector || id_ == isa::Engine::scalar) && psum_operand) {
       const uint64_t stall = core_.acquire_psum_port(period, cost.occupancy);
       stall_port_cycles_ += stall;
       cost.occupancy += stall;

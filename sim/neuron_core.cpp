@@ -50,6 +50,11 @@ void NeuronCore::load(const isa::Executable& exe) {
       for (const auto& ins : s.instructions)
         if (const uint8_t sem = isa::header_of(ins).signal; sem != isa::kNoSemaphore)
           ++(s.engine >= isa::Engine::dma0 ? by_dma : by_compute)[sem];
+  gather_indices_.clear();
+  for (const auto& s : exe.streams)
+    if (s.core == index_)
+      for (const auto& ins : s.instructions)
+        if (const auto* g = std::get_if<isa::DmaGather>(&ins)) gather_indices_.push_back(g->index);
   dma_signalled_.assign(cfg_.semaphores, false);
   for (uint32_t i = 0; i < cfg_.semaphores; ++i) dma_signalled_[i] = by_dma[i] && !by_compute[i];
   for (auto& e : engines_) {
@@ -93,6 +98,36 @@ std::vector<std::string> NeuronCore::blocked_engines() const {
   for (const auto& e : engines_)
     if (!e->finished()) v.push_back(e->describe_wait());
   return v;
+}
+
+namespace {
+// Byte range [first, end) an access pattern touches inside each partition.
+std::pair<int64_t, int64_t> byte_span(const isa::AccessPattern& ap) {
+  int64_t lo = 0, hi = 0;
+  for (uint32_t i = 0; i < ap.ndim; ++i) {
+    const int64_t reach = static_cast<int64_t>(ap.dims[i].num - 1) * ap.dims[i].step;
+    (reach < 0 ? lo : hi) += reach;
+  }
+  const int64_t size = isa::dtype_bytes(ap.dtype);
+  return {ap.offset + lo * size, ap.offset + (hi + 1) * size};
+}
+
+bool overlap(const isa::AccessPattern& a, const isa::AccessPattern& b) {
+  if (a.space != b.space || a.space == isa::Space::none) return false;
+  if (a.part_start >= b.part_start + b.part_count || b.part_start >= a.part_start + a.part_count) return false;
+  const auto [a0, a1] = byte_span(a);
+  const auto [b0, b1] = byte_span(b);
+  return a0 < b1 && b0 < a1;
+}
+}  // namespace
+
+bool NeuronCore::values_needed(const isa::Instruction& ins) const {
+  if (!timing_only_) return true;
+  bool needed = false;
+  isa::for_each_operand(ins, [&](const isa::AccessPattern& ap) {
+    for (const auto& g : gather_indices_) needed |= overlap(ap, g);
+  });
+  return needed;
 }
 
 uint64_t NeuronCore::acquire_psum_port(const sc_core::sc_time& period, uint64_t cycles) {

@@ -29,6 +29,12 @@ class NeuronCore : public sc_core::sc_module {
   std::vector<tlm::tlm_initiator_socket<>*> dram_sockets();
 
   void load(const isa::Executable& exe);  // assigns this core's streams
+
+  // Timing-only runs compute cycles but not values. The one way values steer
+  // timing is a dma_gather's row indices, so instructions whose operands
+  // overlap a gather's index operand still compute; DMA always moves data.
+  void set_timing_only(bool on) { timing_only_ = on; }
+  bool values_needed(const isa::Instruction& ins) const;
   void reset();                            // clears SRAM, semaphores, engine state
   void start();
   bool all_finished() const;
@@ -92,6 +98,8 @@ class NeuronCore : public sc_core::sc_module {
   sc_core::sc_time psum_port_free_;
   std::vector<uint32_t> semaphores_;
   std::vector<bool> dma_signalled_;
+  bool timing_only_ = false;
+  std::vector<isa::AccessPattern> gather_indices_;  // index operands of this core's dma_gathers
   sc_core::sc_event semaphore_changed_;
   std::multimap<sc_core::sc_time, uint8_t> pending_signals_;
   sc_core::sc_event signal_due_;

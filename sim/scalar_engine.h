@@ -14,6 +14,7 @@ class ScalarEngine : public EngineBase {
 
  private:
   Cost execute(const isa::Instruction& ins) override;
+  void activate(const isa::Activation& x);  // the values; timing-only runs skip it
   std::vector<float> buf_, bias_, sums_;
 };
 

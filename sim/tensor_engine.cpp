@@ -28,6 +28,7 @@ EngineBase::Cost TensorEngine::load(const isa::AccessPattern& src) {
   s.rows = src.part_count;
   s.cols = cols;
   s.dtype = src.dtype;
+  // Read even in timing-only runs (it is small): a later multiply may need values.
   s.values.resize(size_t{s.rows} * s.cols);
   core_.memory(src.space).read(src, s.values.data());
   // Issues at once; complete when loaded.
@@ -83,7 +84,7 @@ EngineBase::Cost TensorEngine::execute(const isa::Instruction& ins) {
       throw DeviceFault(fmt::format("operand types {} x {} -> {}: int8 operands go together and accumulate in int32",
                                     isa::to_string(s.dtype), isa::to_string(x->src.dtype),
                                     isa::to_string(x->dst.dtype)));
-    multiply(*x, s);
+    if (values_) multiply(*x, s);
     const uint64_t n = free_size(x->src);
     macs_ += uint64_t{k} * s.cols * n;
     // The slower operand type sets the streaming rate.
@@ -95,10 +96,12 @@ EngineBase::Cost TensorEngine::execute(const isa::Instruction& ins) {
     const Cost loaded = load(x->src);
     const uint32_t k = x->src.part_count, m = static_cast<uint32_t>(free_size(x->src));
     const Stationary& s = active();
-    out_.resize(size_t{m} * k);
-    for (uint32_t ki = 0; ki < k; ++ki)
-      for (uint32_t mi = 0; mi < m; ++mi) out_[size_t{mi} * k + ki] = s.values[size_t{ki} * m + mi];
-    core_.psum().write(x->dst, out_.data());
+    if (values_) {
+      out_.resize(size_t{m} * k);
+      for (uint32_t ki = 0; ki < k; ++ki)
+        for (uint32_t mi = 0; mi < m; ++mi) out_[size_t{mi} * k + ki] = s.values[size_t{ki} * m + mi];
+      core_.psum().write(x->dst, out_.data());
+    }
     Cost c = stream(k, x->src.dtype == isa::Dtype::fp32 ? isa::Dtype::fp32 : isa::Dtype::bf16);
     c.busy += loaded.busy;
     return c;

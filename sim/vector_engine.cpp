@@ -71,6 +71,29 @@ void for_op(isa::AluOp op, Fn&& fn) {
 }  // namespace
 
 EngineBase::Cost VectorEngine::execute(const isa::Instruction& ins) {
+  const Cost c = cost(ins);  // also rejects instructions this engine does not run
+  if (values_) compute(ins);
+  return c;
+}
+
+// Timing depends only on shapes and operand places, never on values.
+EngineBase::Cost VectorEngine::cost(const isa::Instruction& ins) const {
+  if (const auto* x = std::get_if<isa::TensorTensor>(&ins)) return streaming(free_size(x->in0), {&x->in0, &x->in1});
+  if (const auto* x = std::get_if<isa::TensorScalar>(&ins)) return streaming(free_size(x->src), {&x->src});
+  if (const auto* x = std::get_if<isa::TensorReduce>(&ins)) return streaming(free_size(x->src), {&x->src});
+  if (const auto* x = std::get_if<isa::TensorCopy>(&ins)) return streaming(free_size(x->src), {&x->src});
+  if (const auto* x = std::get_if<isa::Transpose>(&ins)) return streaming(32, {&x->src});
+  if (const auto* x = std::get_if<isa::BnStats>(&ins)) return streaming(free_size(x->src), {&x->src});
+  if (const auto* x = std::get_if<isa::BnAggr>(&ins)) return streaming(free_size(x->src), {&x->src});
+  if (const auto* x = std::get_if<isa::Select>(&ins))
+    return streaming(free_size(x->dst), {&x->pred, &x->in0, &x->in1});
+  if (const auto* x = std::get_if<isa::Memset>(&ins)) return streaming(free_size(x->dst), {});
+  if (const auto* x = std::get_if<isa::Iota>(&ins)) return streaming(free_size(x->dst), {});
+  if (const auto* x = std::get_if<isa::Reciprocal>(&ins)) return streaming(free_size(x->src), {&x->src});
+  throw DeviceFault("instruction not implemented by the vector engine");
+}
+
+void VectorEngine::compute(const isa::Instruction& ins) {
   auto read = [&](const isa::AccessPattern& ap, std::vector<float>& buf) {
     buf.resize(size_t{ap.part_count} * free_size(ap));
     core_.memory(ap.space).read(ap, buf.data());
@@ -87,7 +110,7 @@ EngineBase::Cost VectorEngine::execute(const isa::Instruction& ins) {
     });
     write(x->dst, a_);
     // Two SBUF operands share the read port; reading one from PSUM halves that.
-    return streaming(free_size(x->in0), {&x->in0, &x->in1});
+    return;
   }
   if (const auto* x = std::get_if<isa::TensorScalar>(&ins)) {
     read(x->src, a_);
@@ -111,7 +134,7 @@ EngineBase::Cost VectorEngine::execute(const isa::Instruction& ins) {
       });
     });
     write(x->dst, a_);
-    return streaming(n, {&x->src});
+    return;
   }
   if (const auto* x = std::get_if<isa::TensorReduce>(&ins)) {
     read(x->src, a_);
@@ -127,12 +150,12 @@ EngineBase::Cost VectorEngine::execute(const isa::Instruction& ins) {
       }
     });
     write(x->dst, b_);
-    return streaming(free_size(x->src), {&x->src});
+    return;
   }
   if (const auto* x = std::get_if<isa::TensorCopy>(&ins)) {
     read(x->src, a_);
     write(x->dst, a_);
-    return streaming(free_size(x->src), {&x->src});
+    return;
   }
   if (const auto* x = std::get_if<isa::Transpose>(&ins)) {
     read(x->src, a_);
@@ -142,7 +165,7 @@ EngineBase::Cost VectorEngine::execute(const isa::Instruction& ins) {
     for (uint32_t r = 0; r < rows; ++r)
       for (uint64_t c = 0; c < cols; ++c) b_[c * rows + r] = a_[r * cols + c];
     write(x->dst, b_);
-    return streaming(32, {&x->src});
+    return;
   }
   if (const auto* x = std::get_if<isa::BnStats>(&ins)) {
     read(x->src, a_);
@@ -162,7 +185,7 @@ EngineBase::Cost VectorEngine::execute(const isa::Instruction& ins) {
       b_[p * 3 + 2] = m2 / static_cast<float>(n);
     }
     write(x->dst, b_);
-    return streaming(n, {&x->src});
+    return;
   }
   if (const auto* x = std::get_if<isa::BnAggr>(&ins)) {
     read(x->src, a_);
@@ -184,7 +207,7 @@ EngineBase::Cost VectorEngine::execute(const isa::Instruction& ins) {
       b_[p * 2 + 1] = count > 0.0f ? m2 / count : 0.0f;
     }
     write(x->dst, b_);
-    return streaming(free_size(x->src), {&x->src});
+    return;
   }
   if (const auto* x = std::get_if<isa::Select>(&ins)) {
     read(x->pred, c_);
@@ -192,12 +215,12 @@ EngineBase::Cost VectorEngine::execute(const isa::Instruction& ins) {
     read(x->in1, b_);
     for (size_t i = 0; i < a_.size(); ++i) a_[i] = c_[i] != 0.0f ? a_[i] : b_[i];
     write(x->dst, a_);
-    return streaming(free_size(x->dst), {&x->pred, &x->in0, &x->in1});
+    return;
   }
   if (const auto* x = std::get_if<isa::Memset>(&ins)) {
     a_.assign(size_t{x->dst.part_count} * free_size(x->dst), x->value);
     write(x->dst, a_);
-    return streaming(free_size(x->dst), {});
+    return;
   }
   if (const auto* x = std::get_if<isa::Iota>(&ins)) {
     const uint64_t n = free_size(x->dst);
@@ -210,15 +233,14 @@ EngineBase::Cost VectorEngine::execute(const isa::Instruction& ins) {
         a_[p * n + i] = static_cast<float>(static_cast<int32_t>(v));
       }
     write(x->dst, a_);
-    return streaming(n, {});
+    return;
   }
   if (const auto* x = std::get_if<isa::Reciprocal>(&ins)) {
     read(x->src, a_);
     for (float& v : a_) v = 1.0f / v;
     write(x->dst, a_);
-    return streaming(free_size(x->src), {&x->src});
+    return;
   }
-  throw DeviceFault("instruction not implemented by the vector engine");
 }
 
 }  // namespace infsim::sim

@@ -16,6 +16,9 @@ class VectorEngine : public EngineBase {
 
  private:
   Cost execute(const isa::Instruction& ins) override;
+  // Timing and values apart: timing-only runs skip compute().
+  Cost cost(const isa::Instruction& ins) const;
+  void compute(const isa::Instruction& ins);
   std::vector<float> a_, b_, c_;
 };
 

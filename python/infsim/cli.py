@@ -38,13 +38,16 @@ def cmd_run(a):
     if a.profile:
         raise runtime.RunError("--profile (trace output) is not implemented yet")
     exe = runtime.load(a.model)
-    outputs, stats = runtime.run(exe, _load_npz(a.inputs), instance=a.instance, config=a.config)
-    np.savez(a.outputs, **outputs)
+    outputs, stats = runtime.run(exe, _load_npz(a.inputs), instance=a.instance, config=a.config,
+                                 timing_only=a.timing_only)
+    stats["timing_only"] = a.timing_only
+    if not a.timing_only:  # timing-only outputs carry no values
+        np.savez(a.outputs, **outputs)
     if a.stats:
         with open(a.stats, "w") as f:
             json.dump(stats, f, indent=1, sort_keys=True)
-    print(f"ran {a.model}: {stats['total_cycles']} cycles, {stats['simulated_seconds'] * 1e6:.3f} us simulated; "
-          f"outputs -> {a.outputs}")
+    where = "timing only, no outputs written" if a.timing_only else f"outputs -> {a.outputs}"
+    print(f"ran {a.model}: {stats['total_cycles']} cycles, {stats['simulated_seconds'] * 1e6:.3f} us simulated; {where}")
     return 0
 
 
@@ -101,10 +104,11 @@ def cmd_bench(a):
     walls, stats = [], None
     for _ in range(a.iterations):
         t0 = time.perf_counter()
-        _, stats = runtime.run(exe, inputs, instance=a.instance, config=a.config)
+        _, stats = runtime.run(exe, inputs, instance=a.instance, config=a.config, timing_only=a.timing_only)
         walls.append(time.perf_counter() - t0)
     sim_s = stats["simulated_seconds"]
     report = {"model": a.model, "instance": a.instance, "batch": meta["batch"], "iterations": a.iterations,
+              "timing_only": a.timing_only,
               "total_cycles": stats["total_cycles"], "simulated_latency_us": sim_s * 1e6,
               "simulated_throughput_per_s": meta["batch"] / sim_s,
               "wall_seconds_per_run_min": min(walls), "wall_seconds_per_run_median": float(np.median(walls)),
@@ -140,6 +144,8 @@ def build_parser():
     r.add_argument("model")
     r.add_argument("--inputs", required=True, help=".npz keyed by input name")
     r.add_argument("--outputs", required=True, help=".npz written keyed by output name")
+    r.add_argument("--timing-only", action="store_true",
+                   help="cycles and counters only, without computing values (faster; no outputs written)")
     r.add_argument("--instance", default="inf1.xlarge", choices=sorted(runtime.INSTANCES))
     r.add_argument("--config", help="chip configuration (name or YAML) instead of the one compiled for")
     r.add_argument("--stats", help="write STATS.json")
@@ -162,6 +168,7 @@ def build_parser():
     b.add_argument("--config", help="chip configuration (name or YAML) instead of the one compiled for")
     b.add_argument("--batch", type=int, help="check the executable's compiled batch size")
     b.add_argument("--iterations", type=int, default=3)
+    b.add_argument("--timing-only", action="store_true", help="simulate cycles without computing values")
     b.add_argument("--json", help="write the report as JSON")
     b.set_defaults(fn=cmd_bench)
 

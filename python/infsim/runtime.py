@@ -41,11 +41,14 @@ def _to_bytes(name, arr, spec) -> bytes:
     return np.ascontiguousarray(a, dtype=NUMPY_OF[spec["dtype"]]).tobytes()
 
 
-def run(exe, inputs: Dict[str, np.ndarray], instance: str = "inf1.xlarge", config: str = None):
+def run(exe, inputs: Dict[str, np.ndarray], instance: str = "inf1.xlarge", config: str = None,
+        timing_only: bool = False):
     """Runs `exe` with numpy inputs keyed by name. Returns (outputs, stats).
 
     The chip configuration is the one the executable was compiled for,
-    unless `config` (a name or YAML path) overrides it for a what-if run."""
+    unless `config` (a name or YAML path) overrides it for a what-if run.
+    timing_only: the same cycles and counters, faster, without computing
+    values (the outputs are then meaningless)."""
     if instance not in INSTANCES:
         raise RunError(f"unknown instance '{instance}' (choose from {', '.join(INSTANCES)})")
     if config is None:
@@ -56,7 +59,7 @@ def run(exe, inputs: Dict[str, np.ndarray], instance: str = "inf1.xlarge", confi
     if chunks is None:
         # Names are checked by the device runtime; shapes and dtypes here, where the arrays are.
         raw = {n: _to_bytes(n, a, ins[n]) if n in ins else b"" for n, a in inputs.items()}
-        r = run_raw(exe, raw, config)
+        r = run_raw(exe, raw, config, timing_only)
         return _unpack(r["outputs"], specs), make_stats(r, instance, config)
     # A larger batch: runs of the compiled batch, the last one zero-padded.
     batch, total = chunks
@@ -68,7 +71,7 @@ def run(exe, inputs: Dict[str, np.ndarray], instance: str = "inf1.xlarge", confi
             if a.shape[0] < batch:
                 a = np.concatenate([a, np.zeros((batch - a.shape[0],) + a.shape[1:], a.dtype)])
             piece[n] = _to_bytes(n, a, ins[n])
-        r = run_raw(exe, piece, config)
+        r = run_raw(exe, piece, config, timing_only)
         parts.append(_unpack(r["outputs"], specs))
         results.append(r)
     outputs = {n: np.concatenate([p[n] for p in parts])[:total] for n in parts[0]}
@@ -119,16 +122,16 @@ def _worker(config):
     return _workers[config]
 
 
-def run_raw(exe, raw: Dict[str, bytes], config: str) -> dict:
+def run_raw(exe, raw: Dict[str, bytes], config: str, timing_only: bool = False) -> dict:
     """Runs with raw input bytes, in this process if its chip is `config`,
     else in that configuration's worker process."""
     if _infsim.can_run_here(config):
-        return _infsim.run(exe, raw, config)
-    return _worker(config).apply(_run_in_worker, (exe.serialize(), raw, config))
+        return _infsim.run(exe, raw, config, timing_only)
+    return _worker(config).apply(_run_in_worker, (exe.serialize(), raw, config, timing_only))
 
 
-def _run_in_worker(exe_bytes, raw, config):
-    return _infsim.run(_infsim.Executable.deserialize(exe_bytes), raw, config)
+def _run_in_worker(exe_bytes, raw, config, timing_only=False):
+    return _infsim.run(_infsim.Executable.deserialize(exe_bytes), raw, config, timing_only)
 
 
 def make_stats(r, instance, config, runs=1) -> dict:

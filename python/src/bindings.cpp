@@ -274,7 +274,8 @@ PYBIND11_MODULE(_infsim, m) {
       "Whether this process can simulate `config`: SystemC elaborates one chip per process.");
   m.def(
       "run",
-      [](const isa::Executable& exe, const std::map<std::string, py::bytes>& inputs, const std::string& config) {
+      [](const isa::Executable& exe, const std::map<std::string, py::bytes>& inputs, const std::string& config,
+         bool timing_only) {
         std::map<std::string, std::vector<uint8_t>> in;
         for (const auto& [k, v] : inputs) {
           const std::string s = v;
@@ -284,11 +285,12 @@ PYBIND11_MODULE(_infsim, m) {
         sim::RunResult r;
         {
           py::gil_scoped_release release;
-          r = sim::Chip::instance(cfg).run(exe, in);
+          r = sim::Chip::instance(cfg).run(exe, in, timing_only);
         }
         return run_result(r);
       },
-      py::arg("executable"), py::arg("inputs"), py::arg("config") = "inf1",
+      py::arg("executable"), py::arg("inputs"), py::arg("config") = "inf1", py::arg("timing_only") = false,
       "Runs an executable on the simulated chip. Inputs and outputs are raw little-endian bytes keyed by tensor name. "
-      "Returns {outputs, total_cycles, simulated_seconds, counters}.");
+      "Returns {outputs, total_cycles, simulated_seconds, counters}. timing_only: the same cycles and counters "
+      "without computing values (outputs meaningless).");
 }

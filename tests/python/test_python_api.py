@@ -87,3 +87,45 @@ def test_larger_batches_are_split_into_compiled_batches():
     single = infsim.trace(model, mlp.example_input(4, 20))
     single(x[:4])
     assert compiled.last_stats["total_cycles"] == 3 * single.last_stats["total_cycles"]
+
+
+def test_timing_only_gives_the_same_cycles_and_counters():
+    from infsim import runtime
+    model = mlp.build((300, 200, 40))
+    compiled = infsim.trace(model, mlp.example_input(16, 300))
+    x = {"x": mlp.example_input(16, 300).numpy()}
+    _, full = runtime.run(compiled.executable, x)
+    _, fast = runtime.run(compiled.executable, x, timing_only=True)
+    assert fast["total_cycles"] == full["total_cycles"]
+    assert fast["counters"] == full["counters"]
+
+
+def test_timing_only_keeps_gather_indices_that_engines_compute():
+    # iota writes the row numbers a gather then reads: timing-only still computes it.
+    from infsim.isa import AP, dram, onchip
+    from infsim.program import ProgramBuilder
+    import numpy as np
+
+    def program():
+        h = ProgramBuilder()
+        h.input("a", np.zeros((4, 4), np.float32))
+        idx = h.alloc(128, 1, "int32")
+        h.emit("vector", "iota", {"dst": idx, "base": 0, "part_mul": 30000, "free_mul": 0})
+        out = h.alloc(128, 16)
+        d = h.exe.add_dma(dram(1 << 24, "fp32", 1 << 22, 16, [(16, 1)]), onchip(out))
+        h.prog.emit("dma2", "dma_gather", {"desc": d, "index": idx}, waits=[("done_vector", 1)], signal="done_dma2")
+        h.output("y", AP("sbuf", 0, 1, out.offset, "fp32", ((1, 1),)), "dma2")
+        return h.finish(), {k: v.tobytes() for k, v in h.inputs.items()}
+
+    exe, raw = program()
+    full = runtime_run(exe, raw, False)
+    exe, raw = program()
+    fast = runtime_run(exe, raw, True)
+    assert fast["total_cycles"] == full["total_cycles"]
+    assert [c for c in fast["counters"] if c[0].startswith("dram")] == \
+        [c for c in full["counters"] if c[0].startswith("dram")]
+
+
+def runtime_run(exe, raw, timing_only):
+    from infsim import runtime
+    return runtime.run_raw(exe, raw, "inf1", timing_only)
