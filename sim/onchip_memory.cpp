@@ -28,74 +28,62 @@ uint64_t pattern_end(const isa::AccessPattern& ap) {
 }
 }  // namespace
 
-void OnChipMemory::read(const isa::AccessPattern& ap, float* out) {
-  const unsigned size = isa::dtype_bytes(ap.dtype);
+template <typename Fn>
+void OnChipMemory::runs(const isa::AccessPattern& ap, Fn&& fn) {
+  const int64_t size = isa::dtype_bytes(ap.dtype);
   for (uint32_t p = 0; p < ap.part_count; ++p) {
-    const uint8_t* base = partition(ap.part_start + p) + ap.offset;
-    for_each_run(ap.ndim, ap.dims, [&](int64_t off, uint32_t n, int32_t step) {
-      const uint8_t* q = base + off * size;
-      if (ap.dtype == isa::Dtype::fp32 && step == 1) {
-        std::memcpy(out, q, n * 4u);
-        out += n;
-        return;
-      }
-      for (uint32_t i = 0; i < n; ++i) *out++ = numerics::load(ap.dtype, q, static_cast<int64_t>(i) * step);
-    });
+    uint8_t* base = partition(ap.part_start + p) + ap.offset;
+    for_each_run(ap.ndim, ap.dims, [&](int64_t off, uint32_t n, int32_t step) { fn(base + off * size, n, step); });
   }
+}
+
+void OnChipMemory::read(const isa::AccessPattern& ap, float* out) {
+  runs(ap, [&](const uint8_t* q, uint32_t n, int32_t step) {
+    if (ap.dtype == isa::Dtype::fp32 && step == 1) {
+      std::memcpy(out, q, n * 4u);
+      out += n;
+      return;
+    }
+    for (uint32_t i = 0; i < n; ++i) *out++ = numerics::load(ap.dtype, q, static_cast<int64_t>(i) * step);
+  });
 }
 
 void OnChipMemory::write(const isa::AccessPattern& ap, const float* in) {
   written(pattern_end(ap));
-  const unsigned size = isa::dtype_bytes(ap.dtype);
-  for (uint32_t p = 0; p < ap.part_count; ++p) {
-    uint8_t* base = partition(ap.part_start + p) + ap.offset;
-    for_each_run(ap.ndim, ap.dims, [&](int64_t off, uint32_t n, int32_t step) {
-      uint8_t* q = base + off * size;
-      if (ap.dtype == isa::Dtype::fp32 && step == 1) {
-        std::memcpy(q, in, n * 4u);
-        in += n;
-        return;
-      }
-      for (uint32_t i = 0; i < n; ++i) numerics::store(ap.dtype, q, static_cast<int64_t>(i) * step, *in++);
-    });
-  }
+  runs(ap, [&](uint8_t* q, uint32_t n, int32_t step) {
+    if (ap.dtype == isa::Dtype::fp32 && step == 1) {
+      std::memcpy(q, in, n * 4u);
+      in += n;
+      return;
+    }
+    for (uint32_t i = 0; i < n; ++i) numerics::store(ap.dtype, q, static_cast<int64_t>(i) * step, *in++);
+  });
 }
 
 void OnChipMemory::write(const isa::AccessPattern& ap, const float* in, numerics::Rounding& rounding) {
   if (!rounding.is_stochastic() || !numerics::stochastic_capable(ap.dtype)) return write(ap, in);
   written(pattern_end(ap));
-  const unsigned size = isa::dtype_bytes(ap.dtype);
-  for (uint32_t p = 0; p < ap.part_count; ++p) {
-    uint8_t* base = partition(ap.part_start + p) + ap.offset;
-    for_each_run(ap.ndim, ap.dims, [&](int64_t off, uint32_t n, int32_t step) {
-      uint8_t* q = base + off * size;
-      for (uint32_t i = 0; i < n; ++i)
-        numerics::store_stochastic(ap.dtype, q, static_cast<int64_t>(i) * step, *in++, rounding.next());
-    });
-  }
+  runs(ap, [&](uint8_t* q, uint32_t n, int32_t step) {
+    for (uint32_t i = 0; i < n; ++i)
+      numerics::store_stochastic(ap.dtype, q, static_cast<int64_t>(i) * step, *in++, rounding.next());
+  });
 }
 
 void OnChipMemory::read_raw(const isa::AccessPattern& ap, void* out) {
   const unsigned size = isa::dtype_bytes(ap.dtype);
   auto* o = static_cast<uint8_t*>(out);
-  for (uint32_t p = 0; p < ap.part_count; ++p) {
-    const uint8_t* base = partition(ap.part_start + p) + ap.offset;
-    for_each_run(ap.ndim, ap.dims, [&](int64_t off, uint32_t n, int32_t step) {
-      for (uint32_t i = 0; i < n; ++i, o += size) std::memcpy(o, base + (off + int64_t(i) * step) * size, size);
-    });
-  }
+  runs(ap, [&](const uint8_t* q, uint32_t n, int32_t step) {
+    for (uint32_t i = 0; i < n; ++i, o += size) std::memcpy(o, q + int64_t(i) * step * size, size);
+  });
 }
 
 void OnChipMemory::write_raw(const isa::AccessPattern& ap, const void* in) {
   written(pattern_end(ap));
   const unsigned size = isa::dtype_bytes(ap.dtype);
-  const auto* q = static_cast<const uint8_t*>(in);
-  for (uint32_t p = 0; p < ap.part_count; ++p) {
-    uint8_t* base = partition(ap.part_start + p) + ap.offset;
-    for_each_run(ap.ndim, ap.dims, [&](int64_t off, uint32_t n, int32_t step) {
-      for (uint32_t i = 0; i < n; ++i, q += size) std::memcpy(base + (off + int64_t(i) * step) * size, q, size);
-    });
-  }
+  const auto* o = static_cast<const uint8_t*>(in);
+  runs(ap, [&](uint8_t* q, uint32_t n, int32_t step) {
+    for (uint32_t i = 0; i < n; ++i, o += size) std::memcpy(q + int64_t(i) * step * size, o, size);
+  });
 }
 
 }  // namespace infsim::sim

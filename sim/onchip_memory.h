@@ -42,6 +42,11 @@ class OnChipMemory {
   void write_raw(const isa::AccessPattern& ap, const void* in);
 
  private:
+  // Calls fn(first byte, count, step in elements) for every innermost run of
+  // the pattern, partition by partition, in element order.
+  template <typename Fn>
+  void runs(const isa::AccessPattern& ap, Fn&& fn);
+
   std::string name_;
   uint32_t partitions_;
   uint64_t partition_bytes_;
