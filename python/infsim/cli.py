@@ -15,14 +15,29 @@ ERRORS = (CompileError, runtime.RunError, _infsim.FormatError, _infsim.RunError,
 
 
 def cmd_compile(a):
-    exe = compile_model(a.model, target=a.target, dtype=a.dtype, batch=a.batch)
     if a.pipeline_cores != 1:
         raise CompileError("--pipeline-cores > 1 is not implemented yet")
+    calibration = _load_npz(a.calibration) if a.calibration else None
+    report = []
+    exe = compile_model(a.model, target=a.target, dtype=a.dtype, batch=a.batch, autocast=a.auto_cast,
+                        fallback=a.fallback, calibration=calibration, report=report)
     exe.save(a.output)
     meta = runtime.metadata(exe)
-    n = sum(len(s[2]) for s in exe.streams)
-    print(f"compiled {a.model} -> {a.output}: {n} instructions, {len(exe.dma)} DMA descriptors, "
-          f"{meta['dram_bytes']} bytes of DRAM, {meta['sbuf_bytes_per_partition']} SBUF bytes per partition")
+    on_host = [r for r in report if r[2] == "host"]
+    if a.verbose:
+        for name, op, where, reason in report:
+            print(f"  {where:6} {op:20} {name}" + (f"  ({reason})" if reason else ""))
+    if isinstance(exe, _infsim.Executable):
+        n = sum(len(s[2]) for s in exe.streams)
+        print(f"compiled {a.model} -> {a.output}: {len(report)} ops on the device, {n} instructions, "
+              f"{len(exe.dma)} DMA descriptors, {meta['weight_bytes']} bytes of weights, "
+              f"{meta['dram_bytes']} bytes of DRAM, {meta['compile_seconds']:.2f} s")
+    else:
+        devices = sum(s["kind"] == "device" for s in exe.steps)
+        print(f"compiled {a.model} -> {a.output}: {len(report) - len(on_host)} ops on the device in {devices} "
+              f"segment(s), {len(on_host)} on the host CPU, {meta['compile_seconds']:.2f} s")
+        for name, op, _, reason in on_host:
+            print(f"  host: {op} '{name}': {reason}")
     return 0
 
 
@@ -135,8 +150,14 @@ def build_parser():
     c.add_argument("model")
     c.add_argument("-o", "--output", required=True)
     c.add_argument("--target", default="inf1", help="inf1, inf2 or a chip configuration YAML")
-    c.add_argument("--dtype", default="bf16", help="bf16 | fp16 | fp32 (int8 is not implemented yet)")
+    c.add_argument("--dtype", default="bf16", help="bf16 | fp16 | fp32 | int8 (post-training quantisation)")
+    c.add_argument("--auto-cast", default="all", choices=["all", "matmul"],
+                   help="all: every float value in --dtype; matmul: only matmul/convolution operands")
+    c.add_argument("--calibration", help="int8: .npz of calibration inputs keyed by input name (batch axis first)")
+    c.add_argument("--fallback", default="host", choices=["host", "none"],
+                   help="host: ops the device cannot run execute on the CPU; none: they are an error")
     c.add_argument("--batch", type=int, help="fixes a dynamic batch dimension")
+    c.add_argument("-v", "--verbose", action="store_true", help="list where every op runs")
     c.add_argument("--pipeline-cores", type=int, default=1)
     c.set_defaults(fn=cmd_compile)
 

@@ -21,7 +21,14 @@ INSTANCES = {  # instance type -> (chip configuration, chips)
 RunError = _infsim.RunError
 
 
-def load(path: str) -> "_infsim.Executable":
+def load(path: str):
+    """An executable, or a bundle (device executables and host steps) by its magic."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    from .bundle import MAGIC, Bundle
+    if head == MAGIC:
+        with open(path, "rb") as f:
+            return Bundle.deserialize(f.read())
     return _infsim.Executable.load(path)
 
 
@@ -51,6 +58,8 @@ def run(exe, inputs: Dict[str, np.ndarray], instance: str = "inf1.xlarge", confi
     values (the outputs are then meaningless)."""
     if instance not in INSTANCES:
         raise RunError(f"unknown instance '{instance}' (choose from {', '.join(INSTANCES)})")
+    if not isinstance(exe, _infsim.Executable):  # a bundle runs its steps through this function
+        return exe.run(inputs, instance, config, timing_only)
     if config is None:
         config = metadata(exe).get("target", INSTANCES[instance][0])
     specs = {t["name"]: t for t in exe.tensors}
@@ -98,6 +107,29 @@ def _batch_chunks(exe, inputs, ins):
     if len(given) != 1 or given == {batch} or 0 in given:
         return None
     return batch, given.pop()
+
+
+def combine_stats(stats_list, instance) -> dict:
+    """One STATS.json for several device runs (a bundle's steps): cycles,
+    time and every counter add up; derived figures are recomputed."""
+    total = {"total_cycles": 0, "simulated_seconds": 0.0, "runs": 0, "instance": instance,
+             "config": stats_list[0]["config"], "counters": {}, "counter_units": {}}
+
+    def add(dst, src):
+        for k, v in src.items():
+            if isinstance(v, dict):
+                add(dst.setdefault(k, {}), v)
+            else:
+                dst[k] = dst.get(k, 0) + v
+
+    for s in stats_list:
+        total["total_cycles"] += s["total_cycles"]
+        total["simulated_seconds"] += s["simulated_seconds"]
+        total["runs"] += s["runs"]
+        add(total["counters"], s["counters"])
+        total["counter_units"].update(s["counter_units"])
+    total["derived"] = derived_figures(total["counters"], total["simulated_seconds"], total["config"])
+    return total
 
 
 def _sum_runs(results):

@@ -1,36 +1,76 @@
-"""Compilation driver: import -> passes -> lowering -> executable."""
+"""Compilation driver: import -> passes -> placement -> lowering -> executable
+(or a bundle of executables and host steps when ops fall back to the CPU)."""
 import os
+import time
 
 from .. import __version__
-from .codegen import Target, lower_linear_chain
+from .emitter import Target
 from .ir import CompileError
+from .lower import Options
 from .onnx_import import load_onnx
-from .passes import extract_linear_chain
+from .passes import optimize
+from .plan import lower_segment, place, segment
 
-DTYPES = ("bf16", "fp16", "fp32")
+DTYPES = ("bf16", "fp16", "fp32", "int8")
+AUTOCAST = ("all", "matmul")
+FALLBACK = ("host", "none")
 
 
-def compile_model(model, target: str = "inf1", dtype: str = "bf16", batch=None):
-    """Compiles an ONNX model (path or ModelProto) into an `_infsim.Executable`.
+def compile_model(model, target: str = "inf1", dtype: str = "bf16", batch=None, autocast: str = "all",
+                  fallback: str = "host", calibration=None, report=None):
+    """Compiles an ONNX model (path or ModelProto).
 
-    target: "inf1", "inf2" or a chip configuration YAML file.
-    dtype:  compute dtype of weights and activations (FP32 accumulation always).
-    batch:  fixes a dynamic batch dimension; must match a static one.
-    """
-    if dtype == "int8":
-        raise CompileError("--dtype int8 needs post-training quantisation, which is not implemented yet")
+    target:    "inf1", "inf2" or a chip configuration YAML file.
+    dtype:     bf16 | fp16 | fp32 | int8 (int8 needs `calibration`).
+    batch:     fixes a dynamic batch dimension; must match a static one.
+    autocast:  "all" stores every float value in dtype; "matmul" narrows only
+               matmul/convolution operands and keeps everything else FP32.
+    fallback:  "host" runs ops the device cannot on the CPU; "none" makes them an error.
+    report:    a list that receives one (node, op, placement, reason) per node.
+    Returns an `_infsim.Executable` when everything runs on the device, else
+    an `infsim.bundle.Bundle`."""
     if dtype not in DTYPES:
         raise CompileError(f"unknown --dtype {dtype} (choose from {', '.join(DTYPES)})")
+    if autocast not in AUTOCAST:
+        raise CompileError(f"unknown --auto-cast {autocast} (choose from {', '.join(AUTOCAST)})")
+    if fallback not in FALLBACK:
+        raise CompileError(f"unknown --fallback {fallback} (choose from {', '.join(FALLBACK)})")
+    t0 = time.perf_counter()
     graph = load_onnx(model, batch)
-    x = graph.inputs[0] if graph.inputs else None
-    if batch is not None and x is not None and x.shape[0] != batch:
-        raise CompileError(f"--batch {batch} but input '{x.name}' has a fixed batch of {x.shape[0]}")
-    layers = extract_linear_chain(graph)
+    if batch is not None:
+        for x in graph.inputs:
+            if x.shape and x.shape[0] != batch:
+                raise CompileError(f"--batch {batch} but input '{x.name}' has a fixed batch of {x.shape[0]}")
+    options = Options(dtype=dtype, autocast=autocast)
+    if dtype == "int8":
+        from .quantize import calibrate
+        if calibration is None:
+            raise CompileError("--dtype int8 needs a calibration set (post-training quantisation): "
+                               "pass calibration inputs (CLI: --calibration FILE.npz)")
+        options.quant = calibrate(graph, calibration)
+    graph = optimize(graph)
     tgt = Target.load(target)
-    y = graph.outputs[0]
-    # A configuration file is recorded by absolute path, so the executable runs from anywhere.
+    placement = place(graph, tgt, options)
+    host = [(n, reason) for n, reason in placement if reason is not None]
+    if report is not None:
+        report.extend((n.name, n.op, "host" if r else "device", r or "") for n, r in placement)
+    if host and fallback == "none":
+        lines = "\n".join(f"  {n.op} '{n.name}': {r}" for n, r in host)
+        raise CompileError(f"{len(host)} op(s) cannot run on the device (--fallback none):\n{lines}")
     recorded = target if os.sep not in target and not target.endswith((".yaml", ".yml")) else os.path.abspath(target)
+    batch_dim = graph.inputs[0].shape[0] if graph.inputs and graph.inputs[0].shape else 1
     meta = {"compiler": f"infsim {__version__}", "target": recorded, "target_name": tgt.name, "dtype": dtype,
-            "batch": x.shape[0], "inputs": {x.name: list(x.shape)}, "outputs": {y.name: list(y.shape)},
-            "model": model if isinstance(model, str) else "<in-memory ONNX>", "host_ops": []}
-    return lower_linear_chain(layers, x.name, x.shape, y.name, y.shape, x.shape[0], dtype, tgt, meta)
+            "autocast": autocast, "batch": batch_dim,
+            "model": model if isinstance(model, str) else "<in-memory ONNX>",
+            "host_ops": [{"node": n.name, "op": n.op, "reason": r} for n, r in host]}
+    segs = segment(graph, placement)
+    for s in segs:
+        if s.kind == "device":
+            s.exe = lower_segment(graph, s, tgt, options, meta)
+    meta["compile_seconds"] = time.perf_counter() - t0
+    if len(segs) == 1 and segs[0].kind == "device" and \
+            set(segs[0].inputs) == {v.name for v in graph.inputs} and \
+            segs[0].outputs == [v.name for v in graph.outputs]:
+        return segs[0].exe
+    from ..bundle import Bundle
+    return Bundle.from_segments(graph, segs, meta)

@@ -32,6 +32,7 @@ class Graph:
     nodes: List[Node]
     constants: Dict[str, np.ndarray]
     values: Dict[str, Value] = field(default_factory=dict)
+    opset: int = 17  # of the default ONNX domain: some ops changed meaning between opsets
 
     def consumers(self, name: str) -> List[Node]:
         return [n for n in self.nodes if name in n.inputs]

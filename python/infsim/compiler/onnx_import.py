@@ -91,4 +91,4 @@ def load_onnx(path_or_model, batch=None) -> Graph:
         if vi.name not in values:
             raise CompileError(f"output '{vi.name}': shape could not be inferred")
         outputs.append(values[vi.name])
-    return Graph(inputs, outputs, nodes, constants, values)
+    return Graph(inputs, outputs, nodes, constants, values, opset)

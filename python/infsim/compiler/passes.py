@@ -1,101 +1,264 @@
-"""Graph passes: fold the graph into device layers.
-
-Today the device lowering covers chains of fully connected layers (MatMul or
-Gemm, bias Add, Relu) with free reshapes in between; anything else is refused
-with the op's name.
-"""
-from dataclasses import dataclass
-from typing import List, Optional
+"""Graph passes before lowering: constant folding, folding BatchNorm into
+the convolution before it, and fusing what the engines do in one pass over
+the data (a matmul's bias and activation, a convolution's bias and
+activation) or with a dedicated instruction sequence (GELU, LayerNorm
+written out as elementwise ops by exporters)."""
+from typing import Dict, List, Optional
 
 import numpy as np
 
-from .ir import CompileError, Graph, Node
+from .ir import Graph, Node
 
-# Ops that do not move data in a row-major DRAM tensor of shape [batch, ...].
-ALIASES = {"Flatten", "Reshape", "Identity", "Dropout"}
-DEVICE_OPS = {"MatMul", "Gemm", "Add", "Relu"} | ALIASES
-
-
-@dataclass
-class Linear:
-    """y = act(x @ weight.T + bias): weight [out, in], bias [out]."""
-    name: str
-    weight: np.ndarray
-    bias: Optional[np.ndarray]
-    act: str = "identity"
-
-    @property
-    def in_features(self):
-        return self.weight.shape[1]
-
-    @property
-    def out_features(self):
-        return self.weight.shape[0]
+# Activations a kernel can apply on its way out of PSUM, and the scalar engine function for each.
+FUSABLE_ACT = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Gelu": "gelu", "Silu": "silu"}
 
 
-def _const(graph: Graph, name: str, node: Node):
-    if name not in graph.constants:
-        raise CompileError(f"node '{node.name}' ({node.op}): operand '{name}' must be a constant (weights); "
-                           "activation-by-activation products are not supported yet")
-    return graph.constants[name].astype(np.float32)
+class Rewriter:
+    """Index of producers and consumers; nodes replaced in place."""
+
+    def __init__(self, g: Graph):
+        self.g = g
+        self.reindex()
+
+    def reindex(self):
+        self.producer: Dict[str, Node] = {}
+        self.users: Dict[str, List[Node]] = {}
+        for n in self.g.nodes:
+            for o in n.outputs:
+                self.producer[o] = n
+            for i in n.inputs:
+                if i:
+                    self.users.setdefault(i, []).append(n)
+        self.outputs = {v.name for v in self.g.outputs}
+
+    def only_user(self, value) -> Optional[Node]:
+        """The single consumer of `value`, when it is not also a graph output."""
+        u = self.users.get(value, [])
+        return u[0] if len(u) == 1 and value not in self.outputs else None
+
+    def const(self, name) -> Optional[np.ndarray]:
+        return self.g.constants.get(name)
+
+    def scalar(self, name) -> Optional[float]:
+        c = self.const(name)
+        if c is None or c.size == 0:
+            return None
+        f = c.reshape(-1)
+        return float(f[0]) if np.all(f == f[0]) else None
+
+    def remove(self, *nodes):
+        ids = {id(n) for n in nodes}
+        self.g.nodes = [n for n in self.g.nodes if id(n) not in ids]
+        self.reindex()
 
 
-def extract_linear_chain(graph: Graph) -> List[Linear]:
-    """Walks from the single input to the single output, folding ops into layers."""
-    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-        raise CompileError(f"the model has {len(graph.inputs)} inputs and {len(graph.outputs)} outputs; "
-                           "this compiler version lowers single-input, single-output models")
-    unsupported = sorted({f"{n.op} ('{n.name}')" for n in graph.nodes if n.op not in DEVICE_OPS})
-    if unsupported:
-        raise CompileError("operators not supported by the device compiler yet: " + ", ".join(unsupported))
-    x = graph.inputs[0]
-    if len(x.shape) < 2:
-        raise CompileError(f"input '{x.name}' must have a batch dimension and features, got shape {x.shape}")
-    cur = x.name
-    features = int(np.prod(x.shape[1:]))
-    layers: List[Linear] = []
-    while cur != graph.outputs[0].name:
-        users = graph.consumers(cur)
-        if len(users) != 1:
-            raise CompileError(f"value '{cur}' is used by {len(users)} nodes; only chains are supported yet")
-        n = users[0]
-        if n.op in ALIASES:
-            if n.op in ("Reshape",):
-                shape = graph.values.get(n.outputs[0])
-                if shape is None or shape.shape[0] != x.shape[0]:
-                    raise CompileError(f"Reshape '{n.name}' must keep the batch dimension")
+def fold_batchnorm(rw: Rewriter):
+    """Conv -> BatchNormalization (inference) becomes one Conv with scaled
+    weights and a bias; a BatchNormalization elsewhere becomes Mul + Add."""
+    g = rw.g
+    for bn in [n for n in g.nodes if n.op == "BatchNormalization"]:
+        scale, b, mean, var = (rw.const(i) for i in bn.inputs[1:5])
+        if any(x is None for x in (scale, b, mean, var)):
+            continue
+        eps = float(bn.attrs.get("epsilon", 1e-5))
+        k = (scale / np.sqrt(var.astype(np.float64) + eps)).astype(np.float32)
+        shift = (b - mean * k).astype(np.float32)
+        conv = rw.producer.get(bn.inputs[0])
+        if conv is not None and conv.op == "Conv" and rw.only_user(conv.outputs[0]) is bn \
+                and rw.const(conv.inputs[1]) is not None:
+            w = rw.const(conv.inputs[1])
+            wname = f"{conv.name}.w_bn"
+            g.constants[wname] = (w * k.reshape(-1, *([1] * (w.ndim - 1)))).astype(np.float32)
+            old_b = rw.const(conv.inputs[2]) if len(conv.inputs) > 2 and conv.inputs[2] else 0.0
+            bname = f"{conv.name}.b_bn"
+            g.constants[bname] = (old_b * k + shift).astype(np.float32)
+            conv.inputs = [conv.inputs[0], wname, bname]
+            conv.outputs = [bn.outputs[0]]
+            rw.remove(bn)
+            continue
+        rank = len(g.values[bn.inputs[0]].shape)
+        shape = (-1,) + (1,) * (rank - 2)
+        g.constants[f"{bn.name}.k"] = k.reshape(shape)
+        g.constants[f"{bn.name}.shift"] = shift.reshape(shape)
+        mid = f"{bn.name}.scaled"
+        g.values[mid] = g.values[bn.outputs[0]]
+        i = g.nodes.index(bn)
+        g.nodes[i:i + 1] = [Node("Mul", f"{bn.name}.mul", [bn.inputs[0], f"{bn.name}.k"], [mid]),
+                            Node("Add", f"{bn.name}.add", [mid, f"{bn.name}.shift"], list(bn.outputs))]
+        rw.reindex()
+
+
+def to_fused_matmul(rw: Rewriter):
+    """MatMul / Gemm with constant B -> FusedMatMul, then absorbs a following
+    bias Add (constant along N) and activation."""
+    g = rw.g
+    for n in list(g.nodes):
+        if n.op == "MatMul":
+            n.op = "FusedMatMul"
         elif n.op == "Gemm":
-            if n.attrs.get("transA", 0) or n.attrs.get("alpha", 1.0) != 1.0 or n.attrs.get("beta", 1.0) != 1.0:
-                raise CompileError(f"Gemm '{n.name}': only alpha=beta=1, transA=0 is supported")
-            w = _const(graph, n.inputs[1], n)
-            w = w if n.attrs.get("transB", 0) else w.T
-            b = _const(graph, n.inputs[2], n) if len(n.inputs) > 2 and n.inputs[2] else None
-            layers.append(Linear(n.name, np.ascontiguousarray(w), None if b is None else np.broadcast_to(b, (w.shape[0],)).copy()))
-        elif n.op == "MatMul":
-            if n.inputs[0] != cur:
-                raise CompileError(f"MatMul '{n.name}': the activation must be the first operand")
-            w = _const(graph, n.inputs[1], n)
-            if w.ndim != 2:
-                raise CompileError(f"MatMul '{n.name}': weight must be 2-D")
-            layers.append(Linear(n.name, np.ascontiguousarray(w.T), None))
-        elif n.op == "Add":
-            other = n.inputs[1] if n.inputs[0] == cur else n.inputs[0]
-            if not layers or layers[-1].act != "identity" or layers[-1].bias is not None:
-                raise CompileError(f"Add '{n.name}': only a bias add right after a MatMul is supported yet")
-            b = _const(graph, other, n)
-            if b.size != layers[-1].out_features:
-                raise CompileError(f"Add '{n.name}': bias of {b.size} elements for {layers[-1].out_features} features")
-            layers[-1].bias = b.reshape(-1).copy()
-        elif n.op == "Relu":
-            if not layers or layers[-1].act != "identity":
-                raise CompileError(f"Relu '{n.name}' must follow a fully connected layer")
-            layers[-1].act = "relu"
-        if n.op in ("Gemm", "MatMul"):
-            if layers[-1].in_features != features:
-                raise CompileError(f"{n.op} '{n.name}': weight expects {layers[-1].in_features} inputs, "
-                                   f"the activation has {features}")
-            features = layers[-1].out_features
-        cur = n.outputs[0]
-    if not layers:
-        raise CompileError("the model has no fully connected layer to run on the device")
-    return layers
+            n.op = "FusedMatMul"
+            if len(n.inputs) > 2 and n.inputs[2] and rw.const(n.inputs[2]) is None and \
+                    float(n.attrs.get("beta", 1.0)) != 1.0:
+                n.op = "Gemm"  # keeps its own C handling
+        else:
+            continue
+        out_shape = g.values[n.outputs[0]].shape
+        N = out_shape[-1]
+        while True:
+            user = rw.only_user(n.outputs[0])
+            if user is None:
+                break
+            if user.op == "Add" and len(n.inputs) < 3 and n.attrs.get("act", "identity") == "identity":
+                other = user.inputs[1] if user.inputs[0] == n.outputs[0] else user.inputs[0]
+                c = rw.const(other)
+                if c is None or c.size != N or c.shape[-1] != N or \
+                        tuple(g.values[user.outputs[0]].shape) != tuple(out_shape):
+                    break
+                n.inputs = n.inputs[:2] + [other]
+                n.attrs = dict(n.attrs, beta=1.0)
+            elif user.op in FUSABLE_ACT and n.attrs.get("act", "identity") == "identity":
+                act = FUSABLE_ACT[user.op]
+                if user.op == "Gelu" and user.attrs.get("approximate", b"none") in (b"tanh", "tanh"):
+                    act = "gelu_tanh"
+                n.attrs = dict(n.attrs, act=act)
+            else:
+                break
+            n.outputs = list(user.outputs)
+            rw.remove(user)
+
+
+def fuse_conv_activation(rw: Rewriter):
+    """Conv -> Relu / Clip(0, 6) / Sigmoid...: the convolution's epilogue applies it."""
+    g = rw.g
+    for n in list(g.nodes):
+        if n.op not in ("Conv", "ConvTranspose") or "act" in n.attrs:
+            continue
+        user = rw.only_user(n.outputs[0])
+        if user is None:
+            continue
+        act = None
+        if user.op in FUSABLE_ACT:
+            act = FUSABLE_ACT[user.op]
+        elif user.op == "Clip":
+            lo = user.attrs.get("min") if len(user.inputs) < 2 else rw.scalar(user.inputs[1])
+            hi = user.attrs.get("max") if len(user.inputs) < 3 else rw.scalar(user.inputs[2])
+            if lo == 0.0 and hi == 6.0:
+                act = "relu6"
+        if act is None:
+            continue
+        n.attrs = dict(n.attrs, act=act)
+        n.outputs = list(user.outputs)
+        rw.remove(user)
+
+
+def fuse_gelu(rw: Rewriter):
+    """x * 0.5 * (1 + erf(x / sqrt(2))) in any association -> Gelu."""
+    g = rw.g
+    for erf in [n for n in g.nodes if n.op == "Erf"]:
+        div = rw.producer.get(erf.inputs[0])
+        if div is None:
+            continue
+        if div.op == "Div" and abs((rw.scalar(div.inputs[1]) or 0) - np.sqrt(2)) < 1e-3:
+            x = div.inputs[0]
+        elif div.op == "Mul" and abs((rw.scalar(div.inputs[1]) or 0) - 1 / np.sqrt(2)) < 1e-3:
+            x = div.inputs[0]
+        else:
+            continue
+        add = rw.only_user(erf.outputs[0])
+        if add is None or add.op != "Add" or rw.scalar(add.inputs[1] if add.inputs[0] == erf.outputs[0]
+                                                       else add.inputs[0]) != 1.0:
+            continue
+        m1 = rw.only_user(add.outputs[0])
+        if m1 is None or m1.op != "Mul":
+            continue
+        other = m1.inputs[1] if m1.inputs[0] == add.outputs[0] else m1.inputs[0]
+        chain = [div, erf, add, m1]
+        if other == x:  # x * (1 + erf) then * 0.5
+            m2 = rw.only_user(m1.outputs[0])
+            if m2 is None or m2.op != "Mul" or rw.scalar(m2.inputs[1] if m2.inputs[0] == m1.outputs[0]
+                                                         else m2.inputs[0]) != 0.5:
+                continue
+            chain.append(m2)
+        else:  # (x * 0.5) * (1 + erf)
+            half = rw.producer.get(other)
+            if half is None or half.op != "Mul" or half.inputs[0] != x or rw.scalar(half.inputs[1]) != 0.5 \
+                    or rw.only_user(half.outputs[0]) is not m1:
+                continue
+            chain.append(half)
+        out = chain[4].outputs[0] if other == x else m1.outputs[0]
+        i = min(g.nodes.index(c) for c in chain)
+        gelu = Node("Gelu", f"{erf.name}.gelu", [x], [out])
+        rw.remove(*chain)
+        g.nodes.insert(i, gelu)
+        rw.reindex()
+
+
+def fuse_layernorm(rw: Rewriter):
+    """ReduceMean -> Sub -> Pow 2 -> ReduceMean -> Add eps -> Sqrt -> Div ->
+    Mul gamma -> Add beta over the last axis -> LayerNormalization."""
+    g = rw.g
+    for rm in [n for n in g.nodes if n.op == "ReduceMean"]:
+        x = rm.inputs[0]
+        axes = rm.attrs.get("axes")
+        rank = len(g.values[x].shape) if x in g.values else None
+        if rank is None or axes is None or [a % rank for a in axes] != [rank - 1]:
+            continue
+        subs = [u for u in rw.users.get(rm.outputs[0], []) if u.op == "Sub" and u.inputs == [x, rm.outputs[0]]]
+        if len(subs) != 1 or len(rw.users[rm.outputs[0]]) != 1:
+            continue
+        sub = subs[0]
+        users = rw.users.get(sub.outputs[0], [])
+        pw = next((u for u in users if u.op == "Pow" and rw.scalar(u.inputs[1]) == 2.0), None)
+        dv = next((u for u in users if u.op == "Div" and u.inputs[0] == sub.outputs[0]), None)
+        if pw is None or dv is None or len(users) != 2:
+            continue
+        rm2 = rw.only_user(pw.outputs[0])
+        if rm2 is None or rm2.op != "ReduceMean":
+            continue
+        add = rw.only_user(rm2.outputs[0])
+        if add is None or add.op != "Add" or rw.scalar(add.inputs[1]) is None:
+            continue
+        eps = rw.scalar(add.inputs[1])
+        sq = rw.only_user(add.outputs[0])
+        if sq is None or sq.op != "Sqrt" or rw.only_user(sq.outputs[0]) is not dv or dv.inputs[1] != sq.outputs[0]:
+            continue
+        chain = [rm, sub, pw, rm2, add, sq, dv]
+        out = dv.outputs[0]
+        gamma = beta = None
+        mul = rw.only_user(out)
+        C = g.values[x].shape[-1]
+        if mul is not None and mul.op == "Mul":
+            other = mul.inputs[1] if mul.inputs[0] == out else mul.inputs[0]
+            c = rw.const(other)
+            if c is not None and c.size == C:
+                gamma, out = other, mul.outputs[0]
+                chain.append(mul)
+                ad = rw.only_user(out)
+                if ad is not None and ad.op == "Add":
+                    other = ad.inputs[1] if ad.inputs[0] == out else ad.inputs[0]
+                    c = rw.const(other)
+                    if c is not None and c.size == C:
+                        beta, out = other, ad.outputs[0]
+                        chain.append(ad)
+        if gamma is None:
+            gamma = f"{rm.name}.ones"
+            g.constants[gamma] = np.ones(C, np.float32)
+        inputs = [x, gamma] + ([beta] if beta else [])
+        i = g.nodes.index(rm)
+        ln = Node("LayerNormalization", f"{rm.name}.layernorm", inputs, [out], {"axis": -1, "epsilon": eps})
+        rw.remove(*chain)
+        g.nodes.insert(i, ln)
+        rw.reindex()
+
+
+def optimize(g: Graph) -> Graph:
+    """All passes, in order. Mutates and returns g."""
+    from .host_ops import fold_constants
+    g = fold_constants(g)
+    rw = Rewriter(g)
+    fold_batchnorm(rw)
+    fuse_gelu(rw)
+    fuse_layernorm(rw)
+    fuse_conv_activation(rw)
+    to_fused_matmul(rw)
+    return g

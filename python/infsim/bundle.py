@@ -1,0 +1,148 @@
+"""A compiled model whose ops do not all run on the device: device
+executables and host (CPU) steps, run in order by the runtime.
+
+File format (`.infx` bundle): the 8-byte magic "INFSIMB\\0", a u32 format
+version (1), a u64 JSON length and the JSON plan, then the payloads it
+refers to back to back: each device step's serialized executable and each
+host step's nodes as an ONNX graph. The plan lists the steps with their
+input and output value names and payload (offset, size) pairs.
+"""
+import json
+import struct
+import time
+from typing import Dict, List
+
+import numpy as np
+
+from . import _infsim
+
+MAGIC = b"INFSIMB\0"
+VERSION = 1
+
+
+class Bundle:
+    def __init__(self, steps: List[dict], meta: dict, inputs: Dict[str, list], outputs: Dict[str, list]):
+        self.steps = steps  # {"kind", "inputs", "outputs", "exe" | "onnx" bytes}
+        self.meta = meta
+        self.inputs = inputs  # name -> [shape, dtype]
+        self.outputs = outputs
+
+    # ------------------------------------------------------------------ build
+    @classmethod
+    def from_segments(cls, graph, segs, meta) -> "Bundle":
+        steps = []
+        for s in segs:
+            if s.kind == "device":
+                steps.append({"kind": "device", "inputs": s.inputs, "outputs": s.outputs, "exe": s.exe})
+            else:
+                steps.append({"kind": "host", "inputs": s.inputs, "outputs": s.outputs,
+                              "onnx": _host_onnx(graph, s)})
+        ins = {v.name: [list(v.shape), str(np.dtype(v.dtype))] for v in graph.inputs}
+        outs = {v.name: [list(v.shape), str(np.dtype(v.dtype))] for v in graph.outputs}
+        return cls(steps, meta, ins, outs)
+
+    # ------------------------------------------------------------------ compat with Executable
+    @property
+    def metadata_json(self) -> str:
+        return json.dumps(dict(self.meta, inputs={k: v[0] for k, v in self.inputs.items()},
+                               outputs={k: v[0] for k, v in self.outputs.items()}), sort_keys=True)
+
+    @property
+    def tensors(self):
+        return [{"name": n, "kind": "input", "shape": s, "dtype": d} for n, (s, d) in self.inputs.items()] + \
+               [{"name": n, "kind": "output", "shape": s, "dtype": d} for n, (s, d) in self.outputs.items()]
+
+    # ------------------------------------------------------------------ files
+    def serialize(self) -> bytes:
+        blobs, plan = [], []
+        offset = 0
+        for st in self.steps:
+            data = st["exe"].serialize() if st["kind"] == "device" else st["onnx"]
+            plan.append({"kind": st["kind"], "inputs": st["inputs"], "outputs": st["outputs"],
+                         "payload": [offset, len(data)]})
+            blobs.append(data)
+            offset += len(data)
+        head = json.dumps({"steps": plan, "meta": self.meta, "inputs": self.inputs, "outputs": self.outputs},
+                          sort_keys=True).encode()
+        return MAGIC + struct.pack("<IQ", VERSION, len(head)) + head + b"".join(blobs)
+
+    def save(self, path):
+        with open(path, "wb") as f:
+            f.write(self.serialize())
+
+    @classmethod
+    def deserialize(cls, data: bytes) -> "Bundle":
+        if data[:8] != MAGIC or len(data) < 20:
+            raise _infsim.RunError("not an infsim bundle")
+        version, n = struct.unpack_from("<IQ", data, 8)
+        if version != VERSION:
+            raise _infsim.RunError(f"bundle format version {version} is not supported (this build reads {VERSION})")
+        try:
+            head = json.loads(data[20:20 + n])
+        except ValueError as e:
+            raise _infsim.RunError(f"corrupt bundle header: {e}") from None
+        base = 20 + n
+        steps = []
+        for st in head["steps"]:
+            off, size = st["payload"]
+            if base + off + size > len(data):
+                raise _infsim.RunError("truncated bundle: a step's payload runs past the end of the file")
+            blob = data[base + off:base + off + size]
+            step = {"kind": st["kind"], "inputs": st["inputs"], "outputs": st["outputs"]}
+            if st["kind"] == "device":
+                step["exe"] = _infsim.Executable.deserialize(blob)
+            else:
+                step["onnx"] = blob
+            steps.append(step)
+        return cls(steps, head["meta"], head["inputs"], head["outputs"])
+
+    # ------------------------------------------------------------------ run
+    def run(self, inputs: Dict[str, np.ndarray], instance: str, config=None, timing_only=False):
+        """Runs every step in order; returns (outputs, stats) with the device
+        runs' statistics summed and the host steps' wall time."""
+        from . import runtime
+        from .compiler.host_ops import run_graph
+        from .compiler.onnx_import import load_onnx
+        env = dict(inputs)
+        missing = set(self.inputs) - set(env)
+        if missing:
+            raise _infsim.RunError(f"missing inputs: {', '.join(sorted(missing))}")
+        results, host_seconds = [], 0.0
+        for st in self.steps:
+            feeds = {n: env[n] for n in st["inputs"]}
+            if st["kind"] == "device":
+                out, stats = runtime.run(st["exe"], feeds, instance, config, timing_only)
+                results.append(stats)
+            else:
+                t0 = time.perf_counter()
+                g = load_onnx(__import__("onnx").load_from_string(st["onnx"]))
+                out = run_graph(g, feeds, st["outputs"])
+                host_seconds += time.perf_counter() - t0
+            env.update(out)
+        stats = runtime.combine_stats(results, instance) if results else {"total_cycles": 0}
+        stats["host_steps"] = sum(st["kind"] == "host" for st in self.steps)
+        stats["host_seconds"] = host_seconds
+        return {n: env[n] for n in self.outputs}, stats
+
+
+def _host_onnx(graph, seg) -> bytes:
+    """The host nodes of a segment as a standalone ONNX model (inputs and
+    the constants they use included)."""
+    import onnx
+    from onnx import helper, numpy_helper
+    const_names = {i for n in seg.nodes for i in n.inputs if i in graph.constants}
+    inits = [numpy_helper.from_array(np.asarray(graph.constants[c]), c) for c in sorted(const_names)]
+
+    def vinfo(name):
+        v = graph.values[name]
+        return helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(np.dtype(v.dtype)), list(v.shape))
+
+    nodes = []
+    for n in seg.nodes:
+        attrs = {}
+        for k, v in n.attrs.items():
+            attrs[k] = v
+        nodes.append(helper.make_node(n.op, n.inputs, n.outputs, name=n.name, **attrs))
+    g = helper.make_graph(nodes, "host_step", [vinfo(i) for i in seg.inputs], [vinfo(o) for o in seg.outputs],
+                          initializer=inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", graph.opset)]).SerializeToString()

@@ -1,0 +1,101 @@
+"""Helpers shared by the kernels: tiling views onto partitions, loads and stores."""
+from dataclasses import dataclass
+from typing import List, Sequence, Tuple
+
+from ...isa import AP, onchip, sbuf
+from ..views import DView, split_dims
+
+P = 128  # partitions
+FMAX = 2048  # elements per partition in one elementwise tile
+
+
+@dataclass
+class Tile:
+    """One [rows, cols] block of an iteration space, located in each view:
+    element (r, c) of view i sits at offsets[i] + r*pstrides[i] + c*fstrides[i]."""
+    rows: int
+    cols: int
+    offsets: List[int]
+    pstrides: List[int]
+    fstrides: List[int]
+
+
+def tiles(shape: Sequence[int], views: Sequence[DView], fmax: int = FMAX, pmax: int = P) -> List[Tile]:
+    """Covers an iteration space of `shape` (every view broadcast to it) with
+    tiles of at most pmax rows by fmax columns: the innermost coalesced axis
+    runs along the free axis, the next one along partitions, outer axes loop."""
+    cshape, cstrides = split_dims(list(shape), [list(v.strides) for v in views])
+    out: List[Tile] = []
+    if len(cshape) == 1:
+        n = cshape[0]
+        rows = min(pmax, n)
+        q = n // rows
+        for c0 in range(0, q, fmax):
+            c = min(fmax, q - c0)
+            out.append(Tile(rows, c, [c0 * s[0] for s in cstrides], [q * s[0] for s in cstrides],
+                            [s[0] for s in cstrides]))
+        rem = n - rows * q
+        if rem:
+            base = rows * q
+            out += [Tile(1, min(fmax, rem - c0), [(base + c0) * s[0] for s in cstrides], [0] * len(views),
+                         [s[0] for s in cstrides]) for c0 in range(0, rem, fmax)]
+        return out
+    R, C = cshape[-2], cshape[-1]
+    outer = cshape[:-2]
+    import itertools
+    for idx in itertools.product(*[range(d) for d in outer]):
+        base = [sum(i * s for i, s in zip(idx, st[:-2])) for st in cstrides]
+        for r0 in range(0, R, pmax):
+            for c0 in range(0, C, fmax):
+                out.append(Tile(min(pmax, R - r0), min(fmax, C - c0),
+                                [b + r0 * st[-2] + c0 * st[-1] for b, st in zip(base, cstrides)],
+                                [st[-2] for st in cstrides], [st[-1] for st in cstrides]))
+    return out
+
+
+def rows_view(v: DView):
+    """A view as [rows, row length] over its last axis, outer axes flattened
+    when their strides allow; returns (rows, length, row stride per row index
+    as a list of (count, stride) outer dims)."""
+    shape, strides = split_dims(list(v.shape[:-1]) or [1], [list(v.strides[:-1]) or [0]])
+    return list(zip(shape, strides[0])), v.shape[-1], v.strides[-1]
+
+
+class Buffers:
+    """A ring of SBUF slots of `nbytes` per partition, freed at kernel end."""
+
+    def __init__(self, em, nbytes: int, count: int, what: str):
+        self.em = em
+        self.nbytes = nbytes
+        self.addrs = [em.sbuf.alloc(nbytes, what) for _ in range(count)]
+        self.i = 0
+
+    def next(self) -> int:
+        a = self.addrs[self.i % len(self.addrs)]
+        self.i += 1
+        return a
+
+    def free(self):
+        for a in self.addrs:
+            self.em.sbuf.free(a, self.nbytes)
+        self.addrs = []
+
+
+def load(em, view: DView, t: Tile, i: int, addr: int, dtype: str = None, part_start: int = 0) -> AP:
+    """DMA of tile t of view i into SBUF at `addr`; returns the on-chip AP
+    ([rows, cols], a free stride of 0 loads one column and reads it repeatedly)."""
+    dtype = dtype or view.dtype
+    bcast = t.fstrides[i] == 0
+    cols = 1 if bcast else t.cols
+    ap = sbuf(part_start, t.rows, addr, dtype, [(cols, 1)])
+    em.dma(view.endpoint(t.offsets[i], (t.rows, t.pstrides[i]), [(cols, t.fstrides[i] or 1)]), onchip(ap))
+    return sbuf(part_start, t.rows, addr, dtype, [(t.cols, 0)]) if bcast else ap
+
+
+def store(em, ap: AP, view: DView, t: Tile, i: int):
+    em.dma(onchip(ap), view.endpoint(t.offsets[i], (t.rows, t.pstrides[i]), [(t.cols, t.fstrides[i])]))
+
+
+def col(addr: int, rows: int, part_start: int = 0) -> AP:
+    """A per-partition FP32 column [rows, 1]."""
+    return sbuf(part_start, rows, addr, "fp32", [(1, 1)])

@@ -1,0 +1,211 @@
+"""Matrix products on the systolic array: MatMul (batched, broadcasting),
+Gemm, and FusedMatMul (a product with its bias and activation folded in by
+the graph passes).
+
+C[M, N] = A[M, K] @ B[K, N] per batch index. The array computes
+stationary^T @ moving with the contraction K on partitions, so:
+
+  * A^T [K, M] is the stationary, loaded M-columns at a time (M <= array
+    columns); a row-major A is loaded row block by row block and transposed
+    through the array (pe_transpose), a column-major A (stored transposed)
+    is loaded directly;
+  * B [K, N] streams as the moving operand, 512 columns (one PSUM bank of
+    FP32) at a time; a B whose N axis is not contiguous (B stored
+    transposed, e.g. K^T in attention) is transposed the same way;
+  * C [M, N] accumulates over K tiles in PSUM, rows on partitions, so it is
+    stored row-major without a transpose; the bias (along N) is added by the
+    vector engine and the activation applied by the scalar engine on the way
+    out of PSUM.
+B tiles stay in SBUF for every row block of A that uses them.
+"""
+import math
+
+import numpy as np
+
+from ...isa import sbuf, onchip
+from ..ir import Node
+from ..lower import Lowering, kernel
+from ..views import DView
+from .common import P, Buffers
+
+NMAX = 512  # moving columns per matmul: one PSUM bank of FP32
+MBLK = 512  # rows of A transposed and kept in SBUF at once
+SBUF_SHARE = 0.7  # fraction of SBUF a matmul kernel plans for
+
+
+def _mat_views(node: Node, lw: Lowering):
+    """Logical A [.., M, K], B [.., K, N] views broadcast to the batch shape, and the output."""
+    a_name, b_name = node.inputs[0], node.inputs[1]
+    trans_a = int(node.attrs.get("transA", 0))
+    trans_b = int(node.attrs.get("transB", 0))
+    mdt = lw.opt.matmul_dtype
+    a_shape, b_shape = lw.shape(a_name), lw.shape(b_name)
+
+    def logical(name, shape, trans, vector_axis):
+        if lw.is_const(name):
+            arr = lw.const(name)
+            if arr.ndim == 1:
+                arr = arr.reshape((1, -1) if vector_axis == 0 else (-1, 1))
+            if trans:
+                arr = np.swapaxes(arr, -1, -2)
+            # Weights are laid out at compile time the way the kernel reads them.
+            key = f"{name}#T" if trans else name
+            if key not in lw.g.constants:
+                lw.g.constants[key] = np.ascontiguousarray(arr)
+            return lw.view(key, dtype=mdt)
+        v = lw.view(name)
+        if v.ndim == 1:
+            v = v.reshape((1, v.shape[0]) if vector_axis == 0 else (v.shape[0], 1))
+        if trans:
+            v = v.permute(list(range(v.ndim - 2)) + [v.ndim - 1, v.ndim - 2])
+        return v
+
+    A = logical(a_name, a_shape, trans_a, 0)
+    B = logical(b_name, b_shape, trans_b, 1)
+    return A, B
+
+
+@kernel("MatMul", "Gemm", "FusedMatMul")
+def emit_matmul(node: Node, lw: Lowering):
+    em, t = lw.em, lw.t
+    A, B = _mat_views(node, lw)
+    M, K = A.shape[-2:]
+    N = B.shape[-1]
+    if B.shape[-2] != K:
+        raise ValueError(f"{node.name}: inner dimensions {A.shape} @ {B.shape}")
+    out_shape = lw.shape(node.outputs[0])
+    Y = lw.new_output(node.outputs[0])
+    batch = tuple(np.broadcast_shapes(A.shape[:-2], B.shape[:-2]))
+    A = A.expand(batch + (M, K))
+    B = B.expand(batch + (K, N))
+    Yb = Y.reshape(batch + (M, N))
+    alpha = float(node.attrs.get("alpha", 1.0))
+    act = node.attrs.get("act", "identity")
+    bias = _bias(node, lw, M, N)
+
+    mdt = lw.opt.matmul_dtype
+    es = 2 if mdt in ("bf16", "fp16") else (1 if mdt == "int8" else 4)
+    cols = t.array_cols
+    kt = math.ceil(K / P)
+    # Plan the tile sizes to fit SBUF: A^T [kt x 128, mblk], B double-buffered [kt x 128, nc].
+    budget = int(em.sbuf.available() * SBUF_SHARE)
+    mblk, nc = min(MBLK, _round_up(M, cols)), min(NMAX, N)
+    while kt * es * (mblk + 2 * nc) + 4 * nc * 6 + K * es > budget and (mblk > cols or nc > 128):
+        if nc > 128:
+            nc //= 2
+        else:
+            mblk = max(cols, mblk // 2)
+    at_buf = Buffers(em, kt * mblk * es, 1, f"{node.name} A^T")
+    rows_buf = Buffers(em, K * es, 2, f"{node.name} A rows")
+    b_buf = Buffers(em, kt * nc * es, 2, f"{node.name} B")
+    bt_buf = Buffers(em, K * es, 2, f"{node.name} B rows") if B.strides[-1] != 1 else None
+    out_buf = Buffers(em, nc * 4, 4, f"{node.name} out")
+    bias_buf = Buffers(em, nc * 4, 2, f"{node.name} bias") if bias is not None else None
+
+    for bidx in np.ndindex(*batch) if batch else [()]:
+        a, b, y = A, B, Yb
+        for i in bidx:
+            a, b, y = a.index(0, i), b.index(0, i), y.index(0, i)
+        for m0 in range(0, M, mblk):
+            mb = min(mblk, M - m0)
+            at = at_buf.next()
+            _load_transposed(lw, a.slice(0, m0, m0 + mb), at, mblk, mdt, rows_buf, cols, ktiles=kt)
+            for n0 in range(0, N, nc):
+                ncur = min(nc, N - n0)
+                bt = b_buf.next()
+                bsl = b.slice(1, n0, n0 + ncur)
+                if bt_buf is None:
+                    for k in range(kt):
+                        k0, kk = k * P, min(P, K - k * P)
+                        em.dma(bsl.endpoint(k0 * bsl.strides[0], (kk, bsl.strides[0]), [(ncur, bsl.strides[1])]),
+                               onchip(sbuf(0, kk, bt + k * nc * es, mdt, [(ncur, 1)])))
+                else:  # B^T rows [ncur, K] -> B tiles [K, ncur]
+                    _load_transposed(lw, bsl.permute((1, 0)), bt, nc, mdt, bt_buf, cols, ktiles=kt)
+                bias_ap = None
+                if bias is not None:
+                    ba = bias_buf.next()
+                    bias_ap = sbuf(0, min(P, mb), ba, "fp32", [(ncur, 1)])
+                    bv = bias.slice(1, n0, n0 + ncur)
+                    em.dma(bv.endpoint(0, (min(P, mb), bv.strides[0]), [(ncur, bv.strides[1])]), onchip(bias_ap))
+                for ms in range(0, mb, cols):
+                    msz = min(cols, mb - ms)
+                    ps = em.psum_tile(msz, ncur)
+                    for k in range(kt):
+                        kk = min(P, K - k * P)
+                        em.insn("tensor", "load_stationary",
+                                src=sbuf(0, kk, at + (k * mblk + ms) * es, mdt, [(msz, 1)]))
+                        em.insn("tensor", "multiply_moving", src=sbuf(0, kk, bt + k * nc * es, mdt, [(ncur, 1)]),
+                                dst=ps, accumulate=int(k > 0))
+                    o = sbuf(0, msz, out_buf.next(), y.dtype, [(ncur, 1)])
+                    _epilogue(em, ps, o, bias_ap, alpha, act, msz, bias)
+                    yv = y.slice(0, m0 + ms, m0 + ms + msz).slice(1, n0, n0 + ncur)
+                    em.dma(onchip(o), yv.endpoint(0, (msz, yv.strides[0]), [(ncur, yv.strides[1])]))
+    for buf in (at_buf, rows_buf, b_buf, bt_buf, out_buf, bias_buf):
+        if buf is not None:
+            buf.free()
+
+
+def _round_up(x, a):
+    return (x + a - 1) // a * a
+
+
+def _bias(node: Node, lw: Lowering, M, N):
+    """The bias as an [M, N] broadcast view in FP32, or None."""
+    if len(node.inputs) < 3 or not node.inputs[2]:
+        return None
+    name = node.inputs[2]
+    beta = float(node.attrs.get("beta", 1.0))
+    if lw.is_const(name):
+        c = lw.const(name).astype(np.float32) * beta
+        key = f"{name}#bias"
+        lw.g.constants[key] = np.ascontiguousarray(np.broadcast_to(c, np.broadcast_shapes(c.shape, (1, N))) if
+                                                   c.ndim < 2 else c)
+        return lw.view(key, dtype="fp32").expand((M, N))
+    if beta != 1.0:
+        raise ValueError("Gemm with a non-constant C and beta != 1")
+    return lw.view(name).expand((M, N))
+
+
+def _epilogue(em, ps, o, bias_ap, alpha, act, rows, bias):
+    """PSUM -> (alpha *) + bias -> activation -> o."""
+    if bias_ap is not None:
+        b = bias_ap if bias_ap.part_count == rows else sbuf(0, rows, bias_ap.offset, "fp32", bias_ap.dims)
+        if alpha != 1.0:
+            em.insn("vector", "tensor_scalar", op0="mul", op1="bypass", src=ps, dst=ps, imm0=alpha, imm1=0.0)
+        dst = o if act == "identity" else ps
+        em.insn("vector", "tensor_tensor", op="add", in0=ps, in1=b, dst=dst)
+        if act != "identity":
+            em.insn("scalar", "activation", func=act, src=ps, dst=o, bias=None, scale=1.0, accum=None)
+    else:
+        em.insn("scalar", "activation", func=act, src=ps, dst=o, bias=None, scale=alpha, accum=None)
+
+
+def _load_transposed(lw: Lowering, rows: DView, dst: int, width: int, dtype: str, stage: Buffers, cols: int,
+                     ktiles: int):
+    """rows: a [R, K] view (R <= width). Fills dst with its transpose as K
+    tiles [128 partitions, width] (tile k at dst + k*width*es).
+
+    A view whose R axis is contiguous is loaded directly (the DMA reads
+    runs along R); otherwise rows of 128 are loaded and transposed through
+    the array, `cols` K-columns at a time."""
+    em = lw.em
+    R, K = rows.shape
+    es = {"bf16": 2, "fp16": 2, "int8": 1}.get(dtype, 4)
+    if rows.strides[0] == 1 and R > 1:
+        for k in range(ktiles):
+            k0, kk = k * P, min(P, K - k * P)
+            em.dma(rows.endpoint(k0 * rows.strides[1], (kk, rows.strides[1]), [(R, 1)]),
+                   onchip(sbuf(0, kk, dst + k * width * es, dtype, [(R, 1)])))
+        return
+    for r0 in range(0, R, P):
+        rr = min(P, R - r0)
+        st = stage.next()
+        em.dma(rows.endpoint(r0 * rows.strides[0], (rr, rows.strides[0]), [(K, rows.strides[1])]),
+               onchip(sbuf(0, rr, st, dtype, [(K, 1)])))
+        for c0 in range(0, K, cols):
+            cc = min(cols, K - c0)
+            ps = em.psum_tile(cc, rr)
+            em.insn("tensor", "pe_transpose", src=sbuf(0, rr, st + c0 * es, dtype, [(cc, 1)]), dst=ps)
+            k, p0 = divmod(c0, P)
+            em.insn("vector", "tensor_copy", src=ps,
+                    dst=sbuf(p0, cc, dst + (k * width + r0) * es, dtype, [(rr, 1)]))

@@ -1,0 +1,184 @@
+"""Lowering of a graph onto one NeuronCore: values become DRAM views, nodes
+become kernels (compiler/kernels/), in graph order.
+
+Placement: a node runs on the device when a kernel accepts it (its `check`
+returns None), else on the host CPU between device segments (see
+compiler/plan.py). View-only ops (Reshape, Transpose, Slice, ...) make new
+views of their input's buffer and move no data.
+
+Storage: float values are stored in DRAM in the storage dtype (the compute
+dtype, or FP32 under the "matmul" auto-cast policy, where only matmul and
+convolution operands are narrowed); integer values as INT32; the model's
+inputs and outputs keep their host types (FP32, INT32).
+"""
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .emitter import Emitter, Target
+from .ir import CompileError, Graph, Node
+from .views import DView
+
+
+@dataclass
+class Kernel:
+    """How one op type lowers: `check(node, lw)` says why it cannot (None: it
+    can), `emit(node, lw)` emits it."""
+    check: Callable[[Node, "Lowering"], Optional[str]]
+    emit: Callable[[Node, "Lowering"], None]
+
+
+KERNELS: Dict[str, Kernel] = {}
+
+
+def kernel(*ops, check=None):
+    """Registers the decorated emit function for `ops`."""
+    def wrap(fn):
+        for op in ops:
+            KERNELS[op] = Kernel(check or (lambda node, lw: None), fn)
+        return fn
+    return wrap
+
+
+def is_float(dtype) -> bool:
+    return np.issubdtype(np.dtype(dtype), np.floating)
+
+
+@dataclass
+class Options:
+    dtype: str = "bf16"  # compute dtype of matmul/conv operands
+    autocast: str = "all"  # "all": every float value stored in dtype; "matmul": only matmul/conv operands narrowed
+    quant: Optional[dict] = None  # int8: value name -> scale, from calibration
+
+    @property
+    def storage(self) -> str:
+        return self.dtype if (self.autocast == "all" and self.dtype != "int8") else "fp32"
+
+    @property
+    def matmul_dtype(self) -> str:
+        return "bf16" if self.dtype == "int8" else self.dtype
+
+
+class Lowering:
+    """State while lowering one device segment: the emitter, the DRAM view of
+    every value produced so far, constants placed, liveness."""
+
+    def __init__(self, graph: Graph, target: Target, options: Options, seg_nodes: Sequence[Node],
+                 seg_inputs: Sequence[str], seg_outputs: Sequence[str]):
+        self.g = graph
+        self.t = target
+        self.opt = options
+        self.em = Emitter(target)
+        self.views: Dict[str, DView] = {}
+        self.buffer_of: Dict[str, int] = {}  # value -> buffer id (aliases share)
+        self.buffers: Dict[int, tuple] = {}  # id -> (addr, bytes, live value count)
+        self._const_cache: Dict[tuple, DView] = {}
+        self._next_buffer = 0
+        self.nodes = list(seg_nodes)
+        self.inputs = list(seg_inputs)
+        self.outputs = list(seg_outputs)
+        self.last_use: Dict[str, int] = {}
+        for i, n in enumerate(self.nodes):
+            for v in n.inputs:
+                if v:
+                    self.last_use[v] = i
+        for v in self.outputs:
+            self.last_use[v] = len(self.nodes)
+
+    # ---------------------------------------------------------------- values
+    def shape(self, name) -> tuple:
+        if name in self.g.constants:
+            return tuple(self.g.constants[name].shape)
+        return tuple(self.g.values[name].shape)
+
+    def value_dtype(self, name) -> np.dtype:
+        if name in self.g.constants:
+            return self.g.constants[name].dtype
+        return np.dtype(self.g.values[name].dtype)
+
+    def storage_dtype(self, name) -> str:
+        """How value `name` is stored in DRAM."""
+        if not is_float(self.value_dtype(name)):
+            return "int32"
+        if name in self.inputs or name in self.outputs:
+            return "fp32"
+        return self.opt.storage
+
+    def is_const(self, name) -> bool:
+        return name in self.g.constants
+
+    def const(self, name) -> np.ndarray:
+        return self.g.constants[name]
+
+    def view(self, name, dtype: Optional[str] = None) -> DView:
+        """The DRAM view of an input value (constants are placed on first use)."""
+        if name in self.views:
+            return self.views[name]
+        if name in self.g.constants:
+            a = self.g.constants[name]
+            dt = dtype or ("int32" if not is_float(a.dtype) else self.opt.storage)
+            key = (name, dt)
+            if key not in self._const_cache:
+                self._const_cache[key] = DView.contiguous(self.em.constant(a, dt), a.shape, dt)
+            return self._const_cache[key]
+        raise CompileError(f"value '{name}' has not been produced on the device")
+
+    def new_output(self, name, shape=None) -> DView:
+        """A fresh contiguous buffer for value `name`."""
+        shape = tuple(self.shape(name) if shape is None else shape)
+        dt = self.storage_dtype(name)
+        v = DView.contiguous(0, shape, dt)
+        nbytes = max(v.size * v.es, 1)
+        addr = self.em.dram.alloc(nbytes)
+        v = DView(addr, v.shape, v.strides, dt)
+        self.bind(name, v, buffer=(addr, nbytes))
+        return v
+
+    def bind(self, name, view: DView, alias_of: Optional[str] = None, buffer=None):
+        """Makes `view` the value `name`: a new buffer, or an alias of another value's."""
+        self.views[name] = view
+        if alias_of is not None and alias_of in self.buffer_of:
+            bid = self.buffer_of[alias_of]
+        elif buffer is not None:
+            self._next_buffer += 1
+            bid = self._next_buffer
+            self.buffers[bid] = (buffer[0], buffer[1], 0)
+        else:
+            return  # a constant or input: never freed
+        addr, nbytes, live = self.buffers[bid]
+        self.buffers[bid] = (addr, nbytes, live + 1)
+        self.buffer_of[name] = bid
+
+    def _release(self, name):
+        bid = self.buffer_of.pop(name, None)
+        if bid is None:
+            return
+        addr, nbytes, live = self.buffers[bid]
+        if live == 1:
+            self.em.dram.free(addr, nbytes)
+            del self.buffers[bid]
+        else:
+            self.buffers[bid] = (addr, nbytes, live - 1)
+
+    # ---------------------------------------------------------------- driver
+    def run(self, io_addrs: Dict[str, DView]):
+        for name, v in io_addrs.items():
+            if name in self.inputs:
+                self.views[name] = v
+        for i, n in enumerate(self.nodes):
+            self.em.begin_op(n.name)
+            KERNELS[n.op].emit(n, self)
+            for v in set(n.inputs) | set(n.outputs):
+                if v and self.last_use.get(v, -1) <= i and v not in self.outputs:
+                    self._release(v)
+        # Outputs must end up in their own FP32 buffers the host reads.
+        return self.views
+
+
+def check_node(node: Node, lw_like) -> Optional[str]:
+    """Why `node` cannot run on the device, or None."""
+    k = KERNELS.get(node.op)
+    if k is None:
+        return f"no device kernel for {node.op}"
+    return k.check(node, lw_like)

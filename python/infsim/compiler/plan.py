@@ -1,0 +1,93 @@
+"""Placement and segmentation: which nodes run on the device, which on the
+host CPU, and the executables of the device segments.
+
+Nodes are visited in graph (topological) order; a node no kernel accepts
+runs on the host, splitting the device work into segments. Values crossing a
+segment boundary travel through the host in FP32 (INT32 for integers).
+"""
+import json
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from .emitter import Target
+from .ir import CompileError, Graph, Node
+from .lower import KERNELS, Lowering, Options, check_node, is_float
+from .views import DView
+from . import kernels  # noqa: F401  (registers the kernels)
+
+
+@dataclass
+class Segment:
+    kind: str  # "device" or "host"
+    nodes: List[Node]
+    inputs: List[str] = field(default_factory=list)
+    outputs: List[str] = field(default_factory=list)
+    exe: object = None  # device: the executable
+
+
+def place(graph: Graph, target: Target, options: Options):
+    """[(node, reason or None)]: None = device."""
+    probe = Lowering(graph, target, options, [], [], [])
+    out = []
+    for n in graph.nodes:
+        try:
+            reason = check_node(n, probe)
+        except Exception as e:  # a check tripping on an unusual node: keep it on the host, say why
+            reason = f"{type(e).__name__}: {e}"
+        out.append((n, reason))
+    return out
+
+
+def segment(graph: Graph, placement) -> List[Segment]:
+    segs: List[Segment] = []
+    for n, reason in placement:
+        kind = "device" if reason is None else "host"
+        if not segs or segs[-1].kind != kind:
+            segs.append(Segment(kind, []))
+        segs[-1].nodes.append(n)
+    graph_outputs = {v.name for v in graph.outputs}
+    for i, s in enumerate(segs):
+        produced = {o for n in s.nodes for o in n.outputs if o}
+        used = [v for n in s.nodes for v in n.inputs if v]
+        s.inputs = list(dict.fromkeys(v for v in used if v not in produced and v not in graph.constants))
+        if i == 0:  # the model's inputs first, in their order (positional calls), used or not
+            s.inputs = list(dict.fromkeys([v.name for v in graph.inputs] + s.inputs))
+        later = {v for t in segs[i + 1:] for n in t.nodes for v in n.inputs} | graph_outputs
+        s.outputs = [o for n in s.nodes for o in n.outputs if o in later]
+    return segs
+
+
+def lower_segment(graph: Graph, seg: Segment, target: Target, options: Options, metadata: dict):
+    """One device segment -> executable. Inputs and outputs live in DRAM in
+    host types (FP32 / INT32), contiguous."""
+    lw = Lowering(graph, target, options, seg.nodes, seg.inputs, seg.outputs)
+    exe = lw.em.exe
+    io = {}
+    for name in seg.inputs:
+        v = DView.contiguous(0, lw.shape(name), lw.storage_dtype(name))
+        addr = lw.em.dram.alloc(max(v.size * v.es, 1))
+        io[name] = DView(addr, v.shape, v.strides, v.dtype)
+        exe.add_tensor(name, "input", v.dtype, list(v.shape), 0, addr)
+    views = lw.run(io)
+    from .kernels.shape_ops import copy_view
+    for name in seg.outputs:
+        v = views[name]
+        owned = lw.buffer_of.get(name) is not None and lw.buffers[lw.buffer_of[name]][2] == 1
+        if not (v.is_contiguous() and v.dtype == lw.storage_dtype(name) and owned and name not in io):
+            lw.em.begin_op(f"{name} (output copy)")
+            src = v
+            v = DView.contiguous(lw.em.dram.alloc(max(src.size * 4, 1)), src.shape, lw.storage_dtype(name))
+            copy_view(lw, src, v)
+        exe.add_tensor(name, "output", v.dtype, list(v.shape), 0, v.addr)
+    lw.em.finish()
+    meta = dict(metadata)
+    meta.update({"inputs": {n: list(lw.shape(n)) for n in seg.inputs},
+                 "outputs": {n: list(lw.shape(n)) for n in seg.outputs},
+                 "dram_bytes": lw.em.dram.act_high + lw.em.dram.const_bytes,
+                 "weight_bytes": lw.em.dram.const_bytes,
+                 "sbuf_high_water": lw.em.sbuf.high_water,
+                 "instructions": dict(sorted(lw.em.counts.items()))})
+    exe.metadata_json = json.dumps(meta, sort_keys=True)
+    return exe
