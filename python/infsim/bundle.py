@@ -135,7 +135,7 @@ def _host_onnx(graph, seg) -> bytes:
 
     def vinfo(name):
         v = graph.values[name]
-        return helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(np.dtype(v.dtype)), list(v.shape))
+        return helper.make_tensor_value_info(name, onnx.mapping.NP_TYPE_TO_TENSOR_TYPE[np.dtype(v.dtype)], list(v.shape))
 
     nodes = []
     for n in seg.nodes:

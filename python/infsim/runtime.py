@@ -23,8 +23,11 @@ RunError = _infsim.RunError
 
 def load(path: str):
     """An executable, or a bundle (device executables and host steps) by its magic."""
-    with open(path, "rb") as f:
-        head = f.read(8)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as e:
+        raise RunError(f"cannot open {path}: {e.strerror}") from None
     from .bundle import MAGIC, Bundle
     if head == MAGIC:
         with open(path, "rb") as f:

@@ -1,5 +1,6 @@
 """Compilation driver: import -> passes -> placement -> lowering -> executable
 (or a bundle of executables and host steps when ops fall back to the CPU)."""
+import json
 import os
 import time
 
@@ -68,6 +69,11 @@ def compile_model(model, target: str = "inf1", dtype: str = "bf16", batch=None, 
         if s.kind == "device":
             s.exe = lower_segment(graph, s, tgt, options, meta)
     meta["compile_seconds"] = time.perf_counter() - t0
+    for s in segs:
+        if s.kind == "device":
+            m = json.loads(s.exe.metadata_json)
+            m["compile_seconds"] = meta["compile_seconds"]
+            s.exe.metadata_json = json.dumps(m, sort_keys=True)
     if len(segs) == 1 and segs[0].kind == "device" and \
             set(segs[0].inputs) == {v.name for v in graph.inputs} and \
             segs[0].outputs == [v.name for v in graph.outputs]:

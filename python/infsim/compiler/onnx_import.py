@@ -86,9 +86,8 @@ def load_onnx(path_or_model, batch=None) -> Graph:
             constants[n.output[0]] = numpy_helper.to_array(attrs["value"])
             continue
         nodes.append(Node(n.op_type, n.name or f"{n.op_type}_{i}", list(n.input), list(n.output), attrs))
-    outputs = []
-    for vi in g.output:
-        if vi.name not in values:
-            raise CompileError(f"output '{vi.name}': shape could not be inferred")
-        outputs.append(values[vi.name])
+    # Shapes ONNX inference cannot give (e.g. Pad with computed pads) are
+    # completed after constant folding (passes.complete_shapes).
+    outputs = [values.get(vi.name) or Value(vi.name, None, np.dtype(onnx.mapping.TENSOR_TYPE_TO_NP_TYPE[
+        vi.type.tensor_type.elem_type])) for vi in g.output]
     return Graph(inputs, outputs, nodes, constants, values, opset)

@@ -7,7 +7,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from .ir import Graph, Node
+from .ir import Graph, Node, Value
 
 # Activations a kernel can apply on its way out of PSUM, and the scalar engine function for each.
 FUSABLE_ACT = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Gelu": "gelu", "Silu": "silu"}
@@ -251,10 +251,26 @@ def fuse_layernorm(rw: Rewriter):
         rw.reindex()
 
 
+def complete_shapes(g: Graph):
+    """Shapes ONNX shape inference left open, found by running the graph on
+    the host on zero inputs (only when needed: it costs one CPU inference)."""
+    from .host_ops import run_graph
+    missing = [o for n in g.nodes for o in n.outputs if o and (o not in g.values or g.values[o].shape is None)]
+    missing += [v.name for v in g.outputs if v.shape is None]
+    if not missing:
+        return
+    feeds = {v.name: np.zeros(v.shape, v.dtype) for v in g.inputs}
+    got = run_graph(g, feeds, outputs=list(dict.fromkeys(missing)))
+    for name, a in got.items():
+        g.values[name] = Value(name, tuple(a.shape), a.dtype)
+    g.outputs = [g.values[v.name] for v in g.outputs]
+
+
 def optimize(g: Graph) -> Graph:
     """All passes, in order. Mutates and returns g."""
     from .host_ops import fold_constants
     g = fold_constants(g)
+    complete_shapes(g)
     rw = Rewriter(g)
     fold_batchnorm(rw)
     fuse_gelu(rw)

@@ -65,7 +65,16 @@ def _mat_views(node: Node, lw: Lowering):
     return A, B
 
 
-@kernel("MatMul", "Gemm", "FusedMatMul")
+def check_matmul(node: Node, lw: Lowering):
+    K = lw.shape(node.inputs[0])[-1 if not int(node.attrs.get("transA", 0)) else -2]
+    es = 4 if lw.opt.matmul_dtype == "fp32" else 2
+    need = math.ceil(K / P) * es * (lw.t.array_cols + 2 * 128) + 2 * K * es
+    if need > SBUF_SHARE * lw.t.sbuf_bytes:
+        return f"a contraction of {K} needs {need} SBUF bytes per partition (more than {SBUF_SHARE:.0%} of SBUF)"
+    return None
+
+
+@kernel("MatMul", "Gemm", "FusedMatMul", check=check_matmul)
 def emit_matmul(node: Node, lw: Lowering):
     em, t = lw.em, lw.t
     A, B = _mat_views(node, lw)

@@ -1,0 +1,143 @@
+"""One test per operator family lowered by the compiler, against PyTorch
+FP32 on the CPU (FP32 mode: errors at FP32 rounding level; BF16 mode:
+within BF16 tolerance)."""
+import numpy as np
+import pytest
+import torch
+
+from helpers import assert_close, cosine, run_module
+from infsim.compiler import CompileError
+
+torch.manual_seed(0)
+
+
+class Fn(torch.nn.Module):
+    """Wraps a function of the inputs as a module."""
+
+    def __init__(self, fn, params=None):
+        super().__init__()
+        self.fn = fn
+        self.p = torch.nn.ParameterList([torch.nn.Parameter(p, requires_grad=False) for p in (params or [])])
+
+    def forward(self, x, y=None, z=None):
+        args = [a for a in (x, y, z) if a is not None]
+        return self.fn(*args, *self.p)
+
+
+def check(fn, *inputs, dtype="fp32", params=None, **kw):
+    got, ref, stats, exe = run_module(Fn(fn, params), *inputs, dtype=dtype, fallback="none", **kw)
+    assert got.shape == ref.shape
+    if dtype == "fp32":
+        scale = max(float(np.abs(ref).max()), 1e-6)
+        assert float(np.abs(got - ref).max()) <= 1e-5 * scale + 1e-6, float(np.abs(got - ref).max())
+    else:
+        assert_close(got, ref, dtype)
+    return got, ref, stats
+
+
+R = torch.randn
+
+
+@pytest.mark.parametrize("name,fn", [
+    ("relu", torch.relu), ("sigmoid", torch.sigmoid), ("tanh", torch.tanh), ("exp", lambda x: torch.exp(x / 4)),
+    ("log", lambda x: torch.log(x.abs() + 0.5)), ("sqrt", lambda x: torch.sqrt(x.abs())),
+    ("reciprocal", lambda x: 1.0 / (x.abs() + 0.5)), ("neg", torch.neg), ("abs", torch.abs),
+    ("relu6", lambda x: torch.nn.functional.relu6(x * 4)), ("clip", lambda x: x.clamp(-0.5, 0.7)),
+    ("hardsigmoid", torch.nn.functional.hardsigmoid), ("hardswish", torch.nn.functional.hardswish),
+    ("leaky_relu", lambda x: torch.nn.functional.leaky_relu(x, 0.1)), ("silu", torch.nn.functional.silu),
+    ("gelu", torch.nn.functional.gelu), ("pow2", lambda x: x ** 2), ("pow3", lambda x: x ** 3),
+    ("rsqrt", lambda x: torch.rsqrt(x.abs() + 0.1)),
+])
+def test_unary(name, fn):
+    x = R(3, 40, 70)
+    if name in ("gelu", "exp", "log", "sigmoid", "tanh", "silu"):
+        # scalar-engine function tables: error bounds in docs/architecture.md (<= ~1e-6 relative)
+        got, ref, _, _ = run_module(Fn(fn), x, dtype="fp32", fallback="none")
+        assert np.abs(got - ref).max() <= 2e-6 * max(1.0, np.abs(ref).max())
+    else:
+        check(fn, x)
+
+
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "div", "max", "min"])
+def test_binary_broadcast(op):
+    f = {"add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": lambda a, b: a / (b.abs() + 0.5),
+         "max": torch.maximum, "min": torch.minimum}[op]
+    check(f, R(2, 3, 50, 64), R(3, 1, 64))  # broadcast on partitions (step 0) and on an outer axis
+    check(f, R(2, 30, 1), R(1, 30, 70))  # broadcast along the free axis
+
+
+def test_scalar_constants():
+    check(lambda x: (2.0 - x) / 3.0 + 1.0 / (x.abs() + 1) * 0.5, R(5, 300))
+
+
+def test_compare_where():
+    check(lambda x, y: torch.where(x > y, x, y * 2) + (x < 0.1).float(), R(4, 100), R(4, 100))
+
+
+def test_matmul_linear_bias_act():
+    lin = torch.nn.Linear(200, 300).requires_grad_(False)
+    check(lambda x: torch.relu(lin(x)), R(2, 7, 200))
+    check(lambda x: torch.nn.functional.gelu(lin(x)), R(130, 200), dtype="bf16")
+
+
+def test_gemm_transposed_and_batched():
+    w = R(150, 96)
+    check(lambda x: x @ w.T, R(70, 96))  # B stored transposed at compile time
+    check(lambda x, y: x @ y.transpose(-1, -2), R(2, 3, 100, 64), R(2, 3, 90, 64))  # K^T: transposed on chip
+    check(lambda x, y: x.transpose(-1, -2) @ y, R(2, 64, 100), R(2, 64, 90))  # A^T stored: loaded directly
+    check(lambda x, y: x @ y, R(3, 1, 40, 33), R(5, 33, 20))  # broadcast batch dims
+
+
+def test_softmax_and_logsoftmax():
+    check(lambda x: torch.softmax(x, -1), R(4, 50, 33) * 3)
+    check(lambda x: torch.softmax(x, 1), R(4, 50, 33))
+    check(lambda x: torch.log_softmax(x, -1), R(6, 129))
+
+
+def test_layernorm():
+    ln = torch.nn.LayerNorm(300).requires_grad_(False)
+    with torch.no_grad():
+        ln.weight.normal_()
+        ln.bias.normal_()
+    check(lambda x: ln(x), R(3, 20, 300) * 2 + 1)
+    check(lambda x: ln(x), R(3, 20, 300), dtype="bf16")
+
+
+@pytest.mark.parametrize("op", ["sum", "mean", "max", "min"])
+def test_reductions(op):
+    f = getattr(torch, op)
+    check(lambda x: f(x, -1) if op in ("sum", "mean") else f(x, -1)[0], R(4, 30, 50))
+    if op in ("sum", "mean"):
+        check(lambda x: f(x, (1, 2), keepdim=True), R(4, 30, 50))
+
+
+def test_shape_ops():
+    def fn(x):
+        y = x.reshape(2, 5, 4, 6).permute(0, 2, 1, 3)
+        z = torch.cat([y[:, 1:3], y[:, :1] * 2], 1)
+        a, b = torch.split(z, [2, 1], dim=1)
+        return torch.cat([b, a], 1).reshape(2, -1).unsqueeze(0).squeeze(0)
+    check(fn, R(10, 24))
+    check(lambda x: torch.nn.functional.pad(x, (1, 2, 0, 3), value=0.5), R(2, 3, 5, 7))
+    check(lambda x: x.expand(3, 4, 50) * 1.0 + torch.cat([x[..., ::2], x[..., 1::2]], -1), R(1, 4, 50))
+
+
+def test_embedding_gather():
+    emb = torch.nn.Embedding(1000, 96)
+    got, ref, _, _ = run_module(Fn(lambda ids, w: torch.nn.functional.embedding(ids, w) * 2, [emb.weight]),
+                                torch.randint(0, 1000, (3, 100)), dtype="fp32", fallback="none")
+    assert np.array_equal(got, ref)
+
+
+def test_fallback_none_names_the_op():
+    with pytest.raises(CompileError, match="Erf"):
+        run_module(Fn(lambda x: torch.erf(x)), R(4, 8), fallback="none")
+
+
+def test_host_fallback_runs_unsupported_ops():
+    report = []
+    got, ref, stats, exe = run_module(Fn(lambda x: torch.relu(torch.erf(x * 2) + x) * 3), R(4, 64),
+                                      report=report)
+    assert [r[1] for r in report if r[2] == "host"] == ["Erf"]
+    assert stats["host_steps"] == 1 and stats["total_cycles"] > 0
+    assert np.abs(got - ref).max() < 1e-5
