@@ -141,3 +141,18 @@ def test_host_fallback_runs_unsupported_ops():
     assert [r[1] for r in report if r[2] == "host"] == ["Erf"]
     assert stats["host_steps"] == 1 and stats["total_cycles"] > 0
     assert np.abs(got - ref).max() < 1e-5
+
+
+def test_int8_post_training_quantisation():
+    lin1 = torch.nn.Linear(300, 200).requires_grad_(False)
+    lin2 = torch.nn.Linear(200, 50).requires_grad_(False)
+    fn = Fn(lambda x: lin2(torch.relu(lin1(x))))
+    x = R(16, 300)
+    cal = {"x": R(64, 300).numpy()}
+    got, ref, stats, exe = run_module(fn, x, dtype="int8", calibration=cal, fallback="none")
+    assert cosine(got, ref) >= 0.999
+    # The same products run on the array, as INT8 x INT8 -> INT32.
+    _, _, bf, _ = run_module(fn, x, dtype="bf16", fallback="none")
+    assert stats["counters"]["core0"]["tensor"]["macs"] == bf["counters"]["core0"]["tensor"]["macs"]
+    with pytest.raises(CompileError, match="calibration"):
+        run_module(fn, x, dtype="int8")

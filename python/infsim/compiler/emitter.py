@@ -317,11 +317,11 @@ class Emitter:
         self._psum_next = (b + 1) % self.t.psum_banks
         return b
 
-    def psum_tile(self, parts, n, part_start=0) -> AP:
-        """A fresh PSUM bank as an FP32 [parts, n] tile."""
+    def psum_tile(self, parts, n, part_start=0, dtype="fp32") -> AP:
+        """A fresh PSUM bank as an FP32 (INT32 for INT8 products) [parts, n] tile."""
         if n > self.t.psum_bank_fp32:
             raise ValueError(f"psum tile of {n} > {self.t.psum_bank_fp32}")
-        return AP("psum", part_start, parts, self.psum_bank() * self.t.psum_bank_bytes, "fp32", ((n, 1),))
+        return AP("psum", part_start, parts, self.psum_bank() * self.t.psum_bank_bytes, dtype, ((n, 1),))
 
     def constant(self, array: np.ndarray, dtype: str) -> int:
         """Places a constant in DRAM in a device dtype; returns its address."""

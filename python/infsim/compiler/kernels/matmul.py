@@ -26,6 +26,7 @@ from ...isa import sbuf, onchip
 from ..ir import Node
 from ..lower import Lowering, kernel
 from ..views import DView
+from ..quantize import activation_scale, quantise_weights
 from .common import P, Buffers
 
 NMAX = 512  # moving columns per matmul: one PSUM bank of FP32
@@ -33,12 +34,21 @@ MBLK = 512  # rows of A transposed and kept in SBUF at once
 SBUF_SHARE = 0.7  # fraction of SBUF a matmul kernel plans for
 
 
-def _mat_views(node: Node, lw: Lowering):
-    """Logical A [.., M, K], B [.., K, N] views broadcast to the batch shape, and the output."""
+def int8_plan(node: Node, lw: Lowering):
+    """INT8 when quantising and this product has calibrated activations
+    times constant weights (activation x activation products stay in BF16)."""
+    q = lw.opt.quant
+    return q is not None and node.inputs[0] in q and lw.is_const(node.inputs[1]) and \
+        not int(node.attrs.get("transA", 0))
+
+
+def _mat_views(node: Node, lw: Lowering, mdt: str):
+    """Logical A [.., M, K] and B [.., K, N] views, and for INT8 the weight
+    scales per output column."""
     a_name, b_name = node.inputs[0], node.inputs[1]
     trans_a = int(node.attrs.get("transA", 0))
     trans_b = int(node.attrs.get("transB", 0))
-    mdt = lw.opt.matmul_dtype
+    w_scales = []
     a_shape, b_shape = lw.shape(a_name), lw.shape(b_name)
 
     def logical(name, shape, trans, vector_axis):
@@ -49,7 +59,10 @@ def _mat_views(node: Node, lw: Lowering):
             if trans:
                 arr = np.swapaxes(arr, -1, -2)
             # Weights are laid out at compile time the way the kernel reads them.
-            key = f"{name}#T" if trans else name
+            key = (f"{name}#T" if trans else name) + ("#q" if mdt == "int8" else "")
+            if mdt == "int8":
+                arr, scales = quantise_weights(arr.astype(np.float32), axis=-1)
+                w_scales.append(scales)
             if key not in lw.g.constants:
                 lw.g.constants[key] = np.ascontiguousarray(arr)
             return lw.view(key, dtype=mdt)
@@ -62,7 +75,7 @@ def _mat_views(node: Node, lw: Lowering):
 
     A = logical(a_name, a_shape, trans_a, 0)
     B = logical(b_name, b_shape, trans_b, 1)
-    return A, B
+    return A, B, (w_scales[0] if w_scales else None)
 
 
 def check_matmul(node: Node, lw: Lowering):
@@ -77,7 +90,9 @@ def check_matmul(node: Node, lw: Lowering):
 @kernel("MatMul", "Gemm", "FusedMatMul", check=check_matmul)
 def emit_matmul(node: Node, lw: Lowering):
     em, t = lw.em, lw.t
-    A, B = _mat_views(node, lw)
+    int8 = int8_plan(node, lw)
+    mdt = "int8" if int8 else lw.opt.matmul_dtype
+    A, B, w_scales = _mat_views(node, lw, mdt)
     M, K = A.shape[-2:]
     N = B.shape[-1]
     if B.shape[-2] != K:
@@ -91,8 +106,14 @@ def emit_matmul(node: Node, lw: Lowering):
     alpha = float(node.attrs.get("alpha", 1.0))
     act = node.attrs.get("act", "identity")
     bias = _bias(node, lw, M, N)
-
-    mdt = lw.opt.matmul_dtype
+    # INT8: the activation is quantised on chip (x / s_a) and each output column rescaled by s_a * s_w[n].
+    prescale = rescale = None
+    if int8:
+        s_a = activation_scale(lw.opt.quant[node.inputs[0]])
+        prescale = 1.0 / s_a
+        key = f"{node.name}#rescale"
+        lw.g.constants[key] = (s_a * w_scales).reshape(1, N).astype(np.float32)
+        rescale = lw.view(key, dtype="fp32").expand((M, N))
     es = 2 if mdt in ("bf16", "fp16") else (1 if mdt == "int8" else 4)
     cols = t.array_cols
     kt = math.ceil(K / P)
@@ -105,11 +126,12 @@ def emit_matmul(node: Node, lw: Lowering):
         else:
             mblk = max(cols, mblk // 2)
     at_buf = Buffers(em, kt * mblk * es, 1, f"{node.name} A^T")
-    rows_buf = Buffers(em, K * es, 2, f"{node.name} A rows")
+    rows_buf = Buffers(em, K * (es + (4 if int8 else 0)), 2, f"{node.name} A rows")
     b_buf = Buffers(em, kt * nc * es, 2, f"{node.name} B")
     bt_buf = Buffers(em, K * es, 2, f"{node.name} B rows") if B.strides[-1] != 1 else None
     out_buf = Buffers(em, nc * 4, 4, f"{node.name} out")
     bias_buf = Buffers(em, nc * 4, 2, f"{node.name} bias") if bias is not None else None
+    scale_buf = Buffers(em, nc * 4, 2, f"{node.name} rescale") if int8 else None
 
     for bidx in np.ndindex(*batch) if batch else [()]:
         a, b, y = A, B, Yb
@@ -118,7 +140,8 @@ def emit_matmul(node: Node, lw: Lowering):
         for m0 in range(0, M, mblk):
             mb = min(mblk, M - m0)
             at = at_buf.next()
-            _load_transposed(lw, a.slice(0, m0, m0 + mb), at, mblk, mdt, rows_buf, cols, ktiles=kt)
+            _load_transposed(lw, a.slice(0, m0, m0 + mb), at, mblk, mdt, rows_buf, cols, ktiles=kt,
+                             prescale=prescale)
             for n0 in range(0, N, nc):
                 ncur = min(nc, N - n0)
                 bt = b_buf.next()
@@ -130,15 +153,11 @@ def emit_matmul(node: Node, lw: Lowering):
                                onchip(sbuf(0, kk, bt + k * nc * es, mdt, [(ncur, 1)])))
                 else:  # B^T rows [ncur, K] -> B tiles [K, ncur]
                     _load_transposed(lw, bsl.permute((1, 0)), bt, nc, mdt, bt_buf, cols, ktiles=kt)
-                bias_ap = None
-                if bias is not None:
-                    ba = bias_buf.next()
-                    bias_ap = sbuf(0, min(P, mb), ba, "fp32", [(ncur, 1)])
-                    bv = bias.slice(1, n0, n0 + ncur)
-                    em.dma(bv.endpoint(0, (min(P, mb), bv.strides[0]), [(ncur, bv.strides[1])]), onchip(bias_ap))
+                bias_ap = _row_operand(em, bias, bias_buf, n0, ncur, min(P, mb))
+                scale_ap = _row_operand(em, rescale, scale_buf, n0, ncur, min(P, mb))
                 for ms in range(0, mb, cols):
                     msz = min(cols, mb - ms)
-                    ps = em.psum_tile(msz, ncur)
+                    ps = em.psum_tile(msz, ncur, dtype="int32" if int8 else "fp32")
                     for k in range(kt):
                         kk = min(P, K - k * P)
                         em.insn("tensor", "load_stationary",
@@ -146,10 +165,10 @@ def emit_matmul(node: Node, lw: Lowering):
                         em.insn("tensor", "multiply_moving", src=sbuf(0, kk, bt + k * nc * es, mdt, [(ncur, 1)]),
                                 dst=ps, accumulate=int(k > 0))
                     o = sbuf(0, msz, out_buf.next(), y.dtype, [(ncur, 1)])
-                    _epilogue(em, ps, o, bias_ap, alpha, act, msz, bias)
+                    _epilogue(em, ps, o, bias_ap, alpha, act, msz, scale_ap)
                     yv = y.slice(0, m0 + ms, m0 + ms + msz).slice(1, n0, n0 + ncur)
                     em.dma(onchip(o), yv.endpoint(0, (msz, yv.strides[0]), [(ncur, yv.strides[1])]))
-    for buf in (at_buf, rows_buf, b_buf, bt_buf, out_buf, bias_buf):
+    for buf in (at_buf, rows_buf, b_buf, bt_buf, out_buf, bias_buf, scale_buf):
         if buf is not None:
             buf.free()
 
@@ -175,32 +194,50 @@ def _bias(node: Node, lw: Lowering, M, N):
     return lw.view(name).expand((M, N))
 
 
-def _epilogue(em, ps, o, bias_ap, alpha, act, rows, bias):
-    """PSUM -> (alpha *) + bias -> activation -> o."""
-    if bias_ap is not None:
-        b = bias_ap if bias_ap.part_count == rows else sbuf(0, rows, bias_ap.offset, "fp32", bias_ap.dims)
-        if alpha != 1.0:
-            em.insn("vector", "tensor_scalar", op0="mul", op1="bypass", src=ps, dst=ps, imm0=alpha, imm1=0.0)
-        dst = o if act == "identity" else ps
-        em.insn("vector", "tensor_tensor", op="add", in0=ps, in1=b, dst=dst)
-        if act != "identity":
-            em.insn("scalar", "activation", func=act, src=ps, dst=o, bias=None, scale=1.0, accum=None)
-    else:
-        em.insn("scalar", "activation", func=act, src=ps, dst=o, bias=None, scale=alpha, accum=None)
+def _row_operand(em, view, buf, n0, ncur, rows):
+    """Columns [n0, n0+ncur) of a per-column operand (bias, INT8 rescale),
+    the same in every row: one DMA with partition step 0."""
+    if view is None:
+        return None
+    ap = sbuf(0, rows, buf.next(), "fp32", [(ncur, 1)])
+    v = view.slice(1, n0, n0 + ncur)
+    em.dma(v.endpoint(0, (rows, v.strides[0]), [(ncur, v.strides[1])]), onchip(ap))
+    return ap
+
+
+def _epilogue(em, ps, o, bias_ap, alpha, act, rows, scale_ap):
+    """PSUM -> (alpha or per-column INT8 rescale) * + bias -> activation -> o."""
+    def part(ap):
+        return sbuf(0, rows, ap.offset, "fp32", ap.dims)
+
+    src = ps
+    if scale_ap is not None:  # INT32 sums -> FP32 values, in place in PSUM
+        src = type(ps)(ps.space, ps.part_start, ps.part_count, ps.offset, "fp32", ps.dims)
+        em.insn("vector", "tensor_tensor", op="mul", in0=ps, in1=part(scale_ap), dst=src)
+    if bias_ap is None:
+        em.insn("scalar", "activation", func=act, src=src, dst=o, bias=None, scale=alpha, accum=None)
+        return
+    if alpha != 1.0:
+        em.insn("vector", "tensor_scalar", op0="mul", op1="bypass", src=src, dst=src, imm0=alpha, imm1=0.0)
+    dst = o if act == "identity" else src
+    em.insn("vector", "tensor_tensor", op="add", in0=src, in1=part(bias_ap), dst=dst)
+    if act != "identity":
+        em.insn("scalar", "activation", func=act, src=src, dst=o, bias=None, scale=1.0, accum=None)
 
 
 def _load_transposed(lw: Lowering, rows: DView, dst: int, width: int, dtype: str, stage: Buffers, cols: int,
-                     ktiles: int):
+                     ktiles: int, prescale=None):
     """rows: a [R, K] view (R <= width). Fills dst with its transpose as K
     tiles [128 partitions, width] (tile k at dst + k*width*es).
 
     A view whose R axis is contiguous is loaded directly (the DMA reads
     runs along R); otherwise rows of 128 are loaded and transposed through
-    the array, `cols` K-columns at a time."""
+    the array, `cols` K-columns at a time. prescale (INT8): rows are loaded
+    in FP32 and multiplied by it into `dtype` (rounded, saturating) first."""
     em = lw.em
     R, K = rows.shape
     es = {"bf16": 2, "fp16": 2, "int8": 1}.get(dtype, 4)
-    if rows.strides[0] == 1 and R > 1:
+    if rows.strides[0] == 1 and R > 1 and prescale is None:
         for k in range(ktiles):
             k0, kk = k * P, min(P, K - k * P)
             em.dma(rows.endpoint(k0 * rows.strides[1], (kk, rows.strides[1]), [(R, 1)]),
@@ -209,8 +246,14 @@ def _load_transposed(lw: Lowering, rows: DView, dst: int, width: int, dtype: str
     for r0 in range(0, R, P):
         rr = min(P, R - r0)
         st = stage.next()
-        em.dma(rows.endpoint(r0 * rows.strides[0], (rr, rows.strides[0]), [(K, rows.strides[1])]),
-               onchip(sbuf(0, rr, st, dtype, [(K, 1)])))
+        src = rows.endpoint(r0 * rows.strides[0], (rr, rows.strides[0]), [(K, rows.strides[1])])
+        if prescale is None:
+            em.dma(src, onchip(sbuf(0, rr, st, dtype, [(K, 1)])))
+        else:  # the staging slot holds FP32 rows first, then their quantised copy
+            raw = sbuf(0, rr, st + K * es, "fp32", [(K, 1)])
+            em.dma(src, onchip(raw))
+            em.insn("vector", "tensor_scalar", op0="mul", op1="bypass", src=raw, dst=sbuf(0, rr, st, dtype, [(K, 1)]),
+                    imm0=prescale, imm1=0.0)
         for c0 in range(0, K, cols):
             cc = min(cols, K - c0)
             ps = em.psum_tile(cc, rr)
