@@ -137,6 +137,15 @@ def cmd_bench(a):
     return 0
 
 
+def cmd_accuracy(a):
+    from .accuracy import CONFIGS, main
+    names = a.models.split(",") if a.models else list(CONFIGS[a.size])
+    unknown = set(names) - set(CONFIGS[a.size])
+    if unknown:
+        raise ValueError(f"unknown model(s) {', '.join(sorted(unknown))} (choose from {', '.join(CONFIGS[a.size])})")
+    return main(names, a.dtypes.split(","), a.size, a.json, a.target)
+
+
 def cmd_demo(a):
     from .demo import run_demo
     return run_demo(a.out, a.dtype)
@@ -192,6 +201,14 @@ def build_parser():
     b.add_argument("--timing-only", action="store_true", help="simulate cycles without computing values")
     b.add_argument("--json", help="write the report as JSON")
     b.set_defaults(fn=cmd_bench)
+
+    ac = sub.add_parser("accuracy", help="reference models vs PyTorch FP32: errors and cosine per model and dtype")
+    ac.add_argument("--models", help="comma-separated (default: all)")
+    ac.add_argument("--dtypes", default="fp32,bf16", help="comma-separated from fp32,bf16,fp16,int8")
+    ac.add_argument("--size", default="full", choices=["full", "small"], help="small: reduced variants (CI)")
+    ac.add_argument("--target", default="inf1")
+    ac.add_argument("--json", help="write the rows as JSON")
+    ac.set_defaults(fn=cmd_accuracy)
 
     d = sub.add_parser("demo", help="compile and run the bundled MLP, compare with PyTorch")
     d.add_argument("--out", default="out")
