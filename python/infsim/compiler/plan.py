@@ -87,6 +87,7 @@ def lower_segment(graph: Graph, seg: Segment, target: Target, options: Options, 
                  "outputs": {n: list(lw.shape(n)) for n in seg.outputs},
                  "dram_bytes": lw.em.dram.act_high + lw.em.dram.const_bytes,
                  "weight_bytes": lw.em.dram.const_bytes,
+                 "activation_bytes": lw.em.dram.act_high,
                  "sbuf_high_water": lw.em.sbuf.high_water,
                  "instructions": dict(sorted(lw.em.counts.items()))})
     exe.metadata_json = json.dumps(meta, sort_keys=True)
