@@ -156,3 +156,11 @@ def test_int8_post_training_quantisation():
     assert stats["counters"]["core0"]["tensor"]["macs"] == bf["counters"]["core0"]["tensor"]["macs"]
     with pytest.raises(CompileError, match="calibration"):
         run_module(fn, x, dtype="int8")
+
+
+def test_residual_add_relu_fused():
+    report = []
+    got, ref, stats, exe = run_module(Fn(lambda x, y: torch.relu(x + y)), R(2, 64, 9, 9), R(2, 64, 9, 9),
+                                      fallback="none", report=report)
+    assert np.abs(got - ref).max() == 0
+    assert [r[1] for r in report] == ["Add"]  # one kernel: the Relu rides on the Add

@@ -151,6 +151,20 @@ def fuse_conv_activation(rw: Rewriter):
         rw.remove(user)
 
 
+def fuse_elementwise_activation(rw: Rewriter):
+    """Add / Sub / Mul -> Relu (a residual join): the activation is applied
+    to the tile before it is stored, saving a pass over DRAM."""
+    for n in list(rw.g.nodes):
+        if n.op not in ("Add", "Sub", "Mul") or "act" in n.attrs:
+            continue
+        user = rw.only_user(n.outputs[0])
+        if user is None or user.op not in FUSABLE_ACT:
+            continue
+        n.attrs = dict(n.attrs, act=FUSABLE_ACT[user.op])
+        n.outputs = list(user.outputs)
+        rw.remove(user)
+
+
 def fuse_gelu(rw: Rewriter):
     """x * 0.5 * (1 + erf(x / sqrt(2))) in any association -> Gelu."""
     g = rw.g
@@ -277,4 +291,5 @@ def optimize(g: Graph) -> Graph:
     fuse_layernorm(rw)
     fuse_conv_activation(rw)
     to_fused_matmul(rw)
+    fuse_elementwise_activation(rw)
     return g

@@ -163,6 +163,7 @@ def emit_elementwise(node: Node, lw: Lowering):
     slots = 2
     bufs = [Buffers(em, FMAX * max(v.es, 4), slots, f"{node.name} operand") for v in views]
     tmp_buf = Buffers(em, FMAX * 4, slots, f"{node.name} scratch")
+    act_buf = Buffers(em, FMAX * 4, slots, f"{node.name} result") if node.attrs.get("act") else None
     for t in tiles(out_shape, views):
         aps, k = [], 1
         for v in ins:
@@ -176,10 +177,17 @@ def emit_elementwise(node: Node, lw: Lowering):
         if node.op not in ALU and node.op != "Where":
             unary_compute(em, node, lw, aps[0], y_ap, tmp)
         else:
-            binary_compute(em, node, aps, imms, y_ap, tmp)
+            act = node.attrs.get("act")
+            if act is None:
+                binary_compute(em, node, aps, imms, y_ap, tmp)
+            else:  # fused activation (passes.fuse_elementwise_activation) on the FP32 result
+                res = sbuf(0, t.rows, act_buf.next(), "fp32", [(t.cols, 1)])
+                binary_compute(em, node, aps, imms, res, tmp)
+                em.insn("scalar", "activation", func=act, src=res, dst=y_ap, bias=None, scale=1.0, accum=None)
         store(em, y_ap, y, t, 0)
-    for b in bufs + [tmp_buf]:
-        b.free()
+    for b in bufs + [tmp_buf, act_buf]:
+        if b is not None:
+            b.free()
 
 
 UNARY_OPS = list(ACT) + ["Neg", "Abs", "Clip", "HardSigmoid", "HardSwish", "LeakyRelu", "Reciprocal", "Not", "Cast",
