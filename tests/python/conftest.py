@@ -7,6 +7,7 @@ import pytest
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "python"))
 sys.path.insert(0, os.path.join(ROOT, "models"))
+sys.path.append(ROOT)  # the `models` package: import models.resnet50
 
 BIN = os.path.join(ROOT, "bin", "infsim")
 

@@ -88,6 +88,6 @@ def load_onnx(path_or_model, batch=None) -> Graph:
         nodes.append(Node(n.op_type, n.name or f"{n.op_type}_{i}", list(n.input), list(n.output), attrs))
     # Shapes ONNX inference cannot give (e.g. Pad with computed pads) are
     # completed after constant folding (passes.complete_shapes).
-    outputs = [values.get(vi.name) or Value(vi.name, None, np.dtype(onnx.mapping.TENSOR_TYPE_TO_NP_TYPE[
-        vi.type.tensor_type.elem_type])) for vi in g.output]
+    outputs = [values.get(vi.name) or Value(vi.name, None, np.dtype(onnx.mapping.TENSOR_TYPE_TO_NP_TYPE.get(
+        vi.type.tensor_type.elem_type, np.float32))) for vi in g.output]
     return Graph(inputs, outputs, nodes, constants, values, opset)

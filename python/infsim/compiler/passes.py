@@ -207,6 +207,51 @@ def fuse_gelu(rw: Rewriter):
         rw.reindex()
 
 
+def fuse_gelu_tanh(rw: Rewriter):
+    """0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3))) (GPT-2's
+    gelu_new, written out) -> Gelu(approximate="tanh")."""
+    g = rw.g
+
+    def other(node, value):
+        return node.inputs[1] if node.inputs[0] == value else node.inputs[0]
+
+    for th in [n for n in g.nodes if n.op == "Tanh"]:
+        m2 = rw.producer.get(th.inputs[0])
+        if m2 is None or m2.op != "Mul":
+            continue
+        a = rw.producer.get(m2.inputs[0]) if abs((rw.scalar(m2.inputs[1]) or 0) - 0.7978846) < 1e-5 else \
+            rw.producer.get(m2.inputs[1]) if abs((rw.scalar(m2.inputs[0]) or 0) - 0.7978846) < 1e-5 else None
+        if a is None or a.op != "Add":
+            continue
+        m1 = next((rw.producer.get(i) for i in a.inputs if rw.producer.get(i) is not None and
+                   rw.producer[i].op == "Mul"), None)
+        if m1 is None:
+            continue
+        x = other(a, m1.outputs[0])
+        p3 = next((rw.producer.get(i) for i in m1.inputs if rw.producer.get(i) is not None and
+                   rw.producer[i].op == "Pow"), None)
+        if p3 is None or p3.inputs[0] != x or rw.scalar(p3.inputs[1]) != 3.0 or \
+                abs((rw.scalar(other(m1, p3.outputs[0])) or 0) - 0.044715) > 1e-6:
+            continue
+        a2 = rw.only_user(th.outputs[0])
+        if a2 is None or a2.op != "Add" or rw.scalar(other(a2, th.outputs[0])) != 1.0:
+            continue
+        y = rw.only_user(a2.outputs[0])
+        if y is None or y.op != "Mul":
+            continue
+        h = rw.producer.get(other(y, a2.outputs[0]))
+        if h is None or h.op != "Mul" or x not in h.inputs or rw.scalar(other(h, x)) != 0.5:
+            continue
+        chain = [h, p3, m1, a, m2, th, a2, y]
+        if any(rw.only_user(n.outputs[0]) is None for n in chain[:-1]):
+            continue
+        i = min(g.nodes.index(c) for c in chain)
+        node = Node("Gelu", f"{th.name}.gelu", [x], list(y.outputs), {"approximate": "tanh"})
+        rw.remove(*chain)
+        g.nodes.insert(i, node)
+        rw.reindex()
+
+
 def fuse_layernorm(rw: Rewriter):
     """ReduceMean -> Sub -> Pow 2 -> ReduceMean -> Add eps -> Sqrt -> Div ->
     Mul gamma -> Add beta over the last axis -> LayerNormalization."""
@@ -288,6 +333,7 @@ def optimize(g: Graph) -> Graph:
     rw = Rewriter(g)
     fold_batchnorm(rw)
     fuse_gelu(rw)
+    fuse_gelu_tanh(rw)
     fuse_layernorm(rw)
     fuse_conv_activation(rw)
     to_fused_matmul(rw)
