@@ -79,7 +79,8 @@ def build(seed=0):
         fc = model.classifier[1]
         nn.init.normal_(fc.weight, 0, 0.01)
         nn.init.zeros_(fc.bias)
-        return calibrate_batchnorm(model, torch.randn(2, 3, 96, 96))
+        residual = [m.conv[-1] for m in model.modules() if isinstance(m, InvertedResidual) and m.use_res_connect]
+        return calibrate_batchnorm(model, torch.randn(2, 3, 96, 96), residual)
 
 
 def example_inputs(batch=1, seed=0, size=224):

@@ -115,7 +115,9 @@ def init_weights(model):
     """Kaiming convolutions, torch-default Linear, BN calibrated on a small random batch
     (2x3x96x96: per-channel statistics hardly depend on the resolution). Call inside `seeded`."""
     kaiming_init(model)
-    return calibrate_batchnorm(model, torch.randn(2, 3, 96, 96))
+    residual = [m.bn3 if isinstance(m, Bottleneck) else m.bn2 for m in model.modules()
+                if isinstance(m, (Bottleneck, BasicBlock))]
+    return calibrate_batchnorm(model, torch.randn(2, 3, 96, 96), residual)
 
 
 def build(seed=0, depth=50):
