@@ -53,8 +53,9 @@ class Rewriter:
 
 
 def fold_batchnorm(rw: Rewriter):
-    """Conv -> BatchNormalization (inference) becomes one Conv with scaled
-    weights and a bias; a BatchNormalization elsewhere becomes Mul + Add."""
+    """Conv or ConvTranspose -> BatchNormalization (inference) becomes one
+    convolution with scaled weights and a bias; a BatchNormalization
+    elsewhere becomes Mul + Add."""
     g = rw.g
     for bn in [n for n in g.nodes if n.op == "BatchNormalization"]:
         scale, b, mean, var = (rw.const(i) for i in bn.inputs[1:5])
@@ -64,11 +65,18 @@ def fold_batchnorm(rw: Rewriter):
         k = (scale / np.sqrt(var.astype(np.float64) + eps)).astype(np.float32)
         shift = (b - mean * k).astype(np.float32)
         conv = rw.producer.get(bn.inputs[0])
-        if conv is not None and conv.op == "Conv" and rw.only_user(conv.outputs[0]) is bn \
+        if conv is not None and conv.op in ("Conv", "ConvTranspose") and rw.only_user(conv.outputs[0]) is bn \
                 and rw.const(conv.inputs[1]) is not None:
             w = rw.const(conv.inputs[1])
             wname = f"{conv.name}.w_bn"
-            g.constants[wname] = (w * k.reshape(-1, *([1] * (w.ndim - 1)))).astype(np.float32)
+            if conv.op == "Conv":  # weight [C_out, C_in/groups, k...]
+                scaled = w * k.reshape(-1, *([1] * (w.ndim - 1)))
+            else:  # ConvTranspose: weight [C_in, C_out/groups, k...]; output channel g*C_out/groups + j
+                groups = int(conv.attrs.get("group", 1))
+                cog = w.shape[1]
+                kk = k.reshape(groups, 1, cog, *([1] * (w.ndim - 2)))
+                scaled = (w.reshape(groups, w.shape[0] // groups, *w.shape[1:]) * kk).reshape(w.shape)
+            g.constants[wname] = scaled.astype(np.float32)
             old_b = rw.const(conv.inputs[2]) if len(conv.inputs) > 2 and conv.inputs[2] else 0.0
             bname = f"{conv.name}.b_bn"
             g.constants[bname] = (old_b * k + shift).astype(np.float32)

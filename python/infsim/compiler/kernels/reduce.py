@@ -51,11 +51,15 @@ def _axes(node: Node, lw: Lowering, rank):
     return sorted(int(a) % rank for a in axes)
 
 
+def _reduced_axes(node: Node, lw: Lowering, rank):
+    return list(range(2, rank)) if node.op.startswith("Global") else _axes(node, lw, rank)
+
+
 def check_reduce(node: Node, lw: Lowering):
     if len(node.inputs) > 1 and node.inputs[1] and not lw.is_const(node.inputs[1]):
         return "reduction axes must be constants"
     shape = lw.shape(node.inputs[0])
-    axes = _axes(node, lw, len(shape))
+    axes = _reduced_axes(node, lw, len(shape))
     if int(np.prod([shape[a] for a in axes] or [1])) > RMAX:
         return f"reduction over more than {RMAX} elements per row"
     return None
@@ -80,7 +84,7 @@ def _permuted(lw: Lowering, node: Node, axes):
 def emit_reduce(node: Node, lw: Lowering):
     em = lw.em
     rank = len(lw.shape(node.inputs[0]))
-    axes = list(range(2, rank)) if node.op.startswith("Global") else _axes(node, lw, rank)
+    axes = _reduced_axes(node, lw, rank)
     xp, yk = _permuted(lw, node, axes)
     dims, R = _red_dims(xp, len(axes))
     op = REDUCE_OP[node.op]
