@@ -282,3 +282,21 @@ def test_batchnorm_folded_into_conv_transpose():
     got, ref, _, _ = run_module(m, torch.randn(1, 8, 5, 7), fallback="none", report=report)
     assert [r[1] for r in report] == ["ConvTranspose"]
     assert np.abs(got - ref).max() <= 1e-5 * np.abs(ref).max()
+
+
+def test_int8_convolution():
+    """INT8 PTQ: a QuantizeLinear before each Conv, INT8 x INT8 -> INT32 on the array, per-channel rescale."""
+    m = torch.nn.Sequential(torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(),
+                            torch.nn.Conv2d(32, 8, 1)).eval()
+    x = torch.randn(2, 16, 12, 12)
+    cal = {"input": torch.randn(8, 16, 12, 12).numpy()}
+    report = []
+    from helpers import to_onnx
+    proto, names = to_onnx(m, (x,))
+    cal = {names[0]: cal["input"]}
+    exe = compile_model(proto, dtype="int8", calibration=cal, fallback="none", report=report)
+    assert [r[1] for r in report].count("QuantizeLinear") == 2
+    outs, stats = runtime.run(exe, {names[0]: x.numpy()})
+    with torch.no_grad():
+        ref = m(x).numpy()
+    assert cosine(list(outs.values())[0], ref) >= 0.995

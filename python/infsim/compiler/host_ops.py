@@ -122,6 +122,24 @@ def _sigmoid(x):
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
+def _fused_gelu(x, approximate):
+    if approximate:
+        return (0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))).astype(x.dtype)
+    return (0.5 * x * (1 + _erf(x / np.sqrt(2)))).astype(x.dtype)
+
+
+# attrs["act"] of nodes the compiler's passes fused an activation into (scalar engine names)
+_FUSED_ACT = {
+    "relu": lambda x: np.maximum(x, 0).astype(x.dtype),
+    "relu6": lambda x: np.clip(x, 0, 6).astype(x.dtype),
+    "sigmoid": lambda x: _sigmoid(x).astype(x.dtype),
+    "tanh": np.tanh,
+    "silu": lambda x: (x * _sigmoid(x)).astype(x.dtype),
+    "gelu": lambda x: _fused_gelu(x, False),
+    "gelu_tanh": lambda x: _fused_gelu(x, True),
+}
+
+
 _UNARY = {
     "Neg": np.negative, "Abs": np.abs, "Sqrt": np.sqrt, "Reciprocal": np.reciprocal,
     "Exp": np.exp, "Log": np.log, "Tanh": np.tanh, "Erf": _erf, "Sigmoid": _sigmoid,
@@ -500,6 +518,35 @@ def _gemm(node, inputs):
     return [y.astype(a.dtype)]
 
 
+@_op("FusedMatMul")
+def _fused_matmul(node, inputs):
+    """The compiler's MatMul/Gemm with a fused bias (input 2, along the last axis) and
+    activation (attrs["act"], applied by eval_node); transA/transB/alpha as Gemm's."""
+    a, b, c = inputs[0], inputs[1], _arg(inputs, 2)
+    a = np.swapaxes(a, -1, -2) if _attr(node, "transA", 0) else a
+    b = np.swapaxes(b, -1, -2) if _attr(node, "transB", 0) else b
+    y = np.matmul(_f64(a), _f64(b)) * _attr(node, "alpha", 1.0)
+    if c is not None:
+        y = y + c.astype(np.float64) * _attr(node, "beta", 1.0)
+    return [y.astype(a.dtype)]
+
+
+@_op("QuantizeLinear")
+def _quantize_linear(node, inputs):
+    """Per-tensor or per-axis: saturate(round_half_even(x / scale) + zero_point); the
+    output type is the zero point's (uint8 when absent)."""
+    x, scale, zp = inputs[0], inputs[1], _arg(inputs, 2)
+    dtype = np.uint8 if zp is None else zp.dtype
+    if scale.ndim == 1 and x.ndim > 1:
+        shape = [1] * x.ndim
+        shape[_attr(node, "axis", 1)] = -1
+        scale = scale.reshape(shape)
+        zp = None if zp is None else zp.reshape(shape)
+    q = np.rint(x.astype(np.float32) / scale.astype(np.float32)) + (0 if zp is None else zp.astype(np.int32))
+    info = np.iinfo(dtype)
+    return [np.clip(q, info.min, info.max).astype(dtype)]
+
+
 # ---------------------------------------------------------------- reductions
 
 def _reduction(fn):
@@ -692,6 +739,9 @@ def eval_node(node: Node, inputs: List[Optional[np.ndarray]], opset: int = LATES
         shapes = ", ".join("-" if a is None else f"{a.dtype}{list(a.shape)}" for a in inputs)
         raise CompileError(f"node '{node.name}' ({node.op}) failed on inputs ({shapes}): "
                            f"{type(e).__name__}: {e}") from e
+    act = node.attrs.get("act")
+    if act is not None and act != "identity":  # an activation fused by the compiler's passes
+        results = [_FUSED_ACT[act](results[0])] + list(results[1:])
     wanted = max((i + 1 for i, o in enumerate(node.outputs) if o), default=0)
     if len(results) < wanted:
         raise CompileError(f"node '{node.name}' ({node.op}): output {len(results)} ('{node.outputs[len(results)]}') "

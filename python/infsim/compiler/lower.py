@@ -100,7 +100,7 @@ class Lowering:
     def storage_dtype(self, name) -> str:
         """How value `name` is stored in DRAM."""
         if not is_float(self.value_dtype(name)):
-            return "int32"
+            return "int8" if self.value_dtype(name) == np.int8 else "int32"
         if name in self.inputs or name in self.outputs:
             return "fp32"
         return self.opt.storage

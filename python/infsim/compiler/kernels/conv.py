@@ -88,7 +88,7 @@ multiplies by a compile-time map of 1/count where counts differ
 (count_include_pad=0 with padding, ceil_mode).
 """
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -97,6 +97,7 @@ from ...isa import dtype_size, onchip, sbuf
 from ..emitter import coalesce
 from ..ir import CompileError, Node
 from ..lower import Lowering, kernel
+from ..quantize import quantise_weights
 from ..views import DView
 from .common import P, Buffers, col
 
@@ -515,19 +516,21 @@ class ConvWeights:
         return sbuf(p0, pc, addr + (self.col[(b, j)] + tap * msz) * self.es, self.dt, [(msz, 1)])
 
 
-def _bias_columns(lw: Lowering, node: Node, name: Optional[str], plan: ConvPlan, cols: int):
-    """Per-block FP32 bias columns in SBUF: [cols partitions, blocks], or None."""
-    if not name:
+def _bias_columns(lw: Lowering, node: Node, values: Optional[np.ndarray], plan: ConvPlan, cols: int,
+                  what: str = "bias"):
+    """Per-block FP32 columns of one value per output channel (the bias, the
+    INT8 rescale) in SBUF: [cols partitions, blocks], or None."""
+    if values is None:
         return None, None
     em = lw.em
     nblk = len(plan.blocks)
     bias = np.zeros(nblk * cols, np.float32)
     CO = sum(m for _, m in plan.blocks)
-    bias[:CO] = lw.const(name).astype(np.float32).reshape(-1)
-    key = f"{node.name}#conv_bias"
+    bias[:CO] = values.astype(np.float32).reshape(-1)
+    key = f"{node.name}#conv_{what}"
     lw.g.constants[key] = np.ascontiguousarray(bias.reshape(nblk, cols).T)
     v = lw.view(key, dtype="fp32")
-    buf = Buffers(em, nblk * 4, 1, f"{node.name} bias")
+    buf = Buffers(em, nblk * 4, 1, f"{node.name} {what}")
     addr = buf.next()
     em.dma(v.endpoint(0, (cols, nblk), [(nblk, 1)]), onchip(sbuf(0, cols, addr, "fp32", [(nblk, 1)])))
     return buf, addr
@@ -540,11 +543,21 @@ class ConvKernel:
                  bias: Optional[str], act: str):
         em, t = lw.em, lw.t
         self.em, self.g, self.y, self.act = em, g, y, act
-        self.mdt = lw.opt.matmul_dtype
+        # INT8 (post-training quantisation): the input arrives quantised (QuantizeLinear
+        # before the Conv, scale attrs["x_scale"]); weights are quantised per output
+        # channel here, and the epilogue rescales the INT32 sums by x_scale * w_scale[co].
+        self.int8 = x.dtype == "int8"
+        self.mdt = "int8" if self.int8 else lw.opt.matmul_dtype
         self.es = es = dtype_size(self.mdt)
         self.plan = plan = plan_conv(g, t.array_cols, es, y.es, _budget(lw, False))
+        rescale = None
+        if self.int8:
+            w, w_scales = quantise_weights(w.astype(np.float32), axis=0)
+            rescale = float(node.attrs["x_scale"]) * w_scales
         self.weights = ConvWeights(lw, node, w, g, plan, self.mdt)
-        self.bias_buf, self.bias_addr = _bias_columns(lw, node, bias, plan, t.array_cols)
+        self.bias_buf, self.bias_addr = _bias_columns(lw, node, lw.const(bias) if bias else None, plan,
+                                                      t.array_cols)
+        self.scale_buf, self.scale_addr = _bias_columns(lw, node, rescale, plan, t.array_cols, "rescale")
         self.out_buf = Buffers(em, plan.nb * plan.R * g.OW * y.es, OUT_SLOTS, f"{node.name} out")
         self.w_buf = Buffers(em, max(plan.group_cols) * es, 1, f"{node.name} weights")
         self.band_buf = Buffers(em, plan.slot_elems(g) * es, plan.slots, f"{node.name} band")
@@ -584,7 +597,7 @@ class ConvKernel:
                             self.em.insn("vector", "tensor_scalar", op0="min", op1="bypass", src=o, dst=o,
                                          imm0=6.0, imm1=0.0)
                     self.store(b, obase, n0, nb, r0, R)
-        for buf in (self.out_buf, self.w_buf, self.band_buf, self.stage_buf, self.bias_buf):
+        for buf in (self.out_buf, self.w_buf, self.band_buf, self.stage_buf, self.bias_buf, self.scale_buf):
             if buf is not None:
                 buf.free()
 
@@ -627,7 +640,7 @@ class ConvKernel:
             em.insn("vector", "memset", dst=o, value=0.0)
             em.insn("scalar", "activation", func=self.func, src=o, dst=o, bias=bias, scale=1.0, accum=None)
             return
-        ps = em.psum_tile(msz, nb * prows * pcols)
+        ps = em.psum_tile(msz, nb * prows * pcols, dtype="int32" if self.int8 else "fp32")
         k = 0
         for j, (ti, p0, pc) in enumerate(plan.pairs[b]):
             for tap in taps:
@@ -638,6 +651,11 @@ class ConvKernel:
                 em.insn("tensor", "load_stationary", src=self.weights.stationary(waddr, b, j, tap))
                 em.insn("tensor", "multiply_moving", src=mov, dst=ps, accumulate=int(k > 0))
                 k += 1
+        if self.int8:  # INT32 sums * (x_scale * w_scale[co]) + bias[co], as FP32 in place
+            psf = replace(ps, dtype="fp32")
+            em.insn("vector", "tensor_scalar", op0="mul", op1="add" if bias is not None else "bypass", src=ps,
+                    dst=psf, imm0=0.0, imm1=0.0, col0=col(self.scale_addr + b * 4, msz), col1=bias)
+            ps, bias = psf, None
         em.insn("scalar", "activation", func=self.func, src=ps, dst=o, bias=bias, scale=1.0, accum=None)
 
     def store(self, b, obase, n0, nb, r0, R):

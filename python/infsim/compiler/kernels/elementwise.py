@@ -57,6 +57,11 @@ def check_unary(node: Node, lw: Lowering):
         e = scalar_of(lw, node.inputs[1])
         if e not in POW_EXPONENTS:
             return f"Pow exponent must be a constant in {sorted(POW_EXPONENTS)}"
+    if node.op == "QuantizeLinear":
+        zp = node.inputs[2] if len(node.inputs) > 2 and node.inputs[2] else None
+        if scalar_of(lw, node.inputs[1]) is None or zp is None or lw.const(zp).dtype != np.int8 or \
+                scalar_of(lw, zp) != 0:
+            return "QuantizeLinear other than per-tensor INT8 with zero point 0"
     if node.op == "Cast":
         src, dst = lw.value_dtype(node.inputs[0]), node.attrs.get("to")
         if is_float(src) and dst in (6, 7, 9, 3, 2, 5, 12, 13):  # to int/bool: ONNX truncates, the DMA rounds
@@ -87,6 +92,9 @@ def unary_compute(em, node: Node, lw: Lowering, x: AP, y: AP, tmp: AP):
         else:  # 3
             em.insn("scalar", "activation", func="square", src=x, dst=tmp, bias=None, scale=1.0, accum=None)
             em.insn("vector", "tensor_tensor", op="mul", in0=tmp, in1=x, dst=y)
+    elif op == "QuantizeLinear":  # round(x / scale), saturating to INT8 by the conversion
+        em.insn("vector", "tensor_scalar", op0="div", op1="bypass", src=x, dst=y,
+                imm0=scalar_of(lw, node.inputs[1]), imm1=0.0)
     elif op == "Reciprocal":
         em.insn("vector", "reciprocal", src=x, dst=y)
     elif op == "Neg":
@@ -191,7 +199,7 @@ def emit_elementwise(node: Node, lw: Lowering):
 
 
 UNARY_OPS = list(ACT) + ["Neg", "Abs", "Clip", "HardSigmoid", "HardSwish", "LeakyRelu", "Reciprocal", "Not", "Cast",
-                         "Gelu"]
+                         "Gelu", "QuantizeLinear"]
 kernel(*UNARY_OPS, check=check_unary)(emit_elementwise)
 kernel(*ALU, "Where")(emit_elementwise)
 kernel("Pow", check=check_unary)(emit_elementwise)

@@ -19,6 +19,7 @@ stationary^T @ moving with the contraction K on partitions, so:
 B tiles stay in SBUF for every row block of A that uses them.
 """
 import math
+from dataclasses import replace
 
 import numpy as np
 
@@ -212,7 +213,7 @@ def _epilogue(em, ps, o, bias_ap, alpha, act, rows, scale_ap):
 
     src = ps
     if scale_ap is not None:  # INT32 sums -> FP32 values, in place in PSUM
-        src = type(ps)(ps.space, ps.part_start, ps.part_count, ps.offset, "fp32", ps.dims)
+        src = replace(ps, dtype="fp32")
         em.insn("vector", "tensor_tensor", op="mul", in0=ps, in1=part(scale_ap), dst=src)
     if bias_ap is None:
         em.insn("scalar", "activation", func=act, src=src, dst=o, bias=None, scale=alpha, accum=None)
