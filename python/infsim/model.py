@@ -36,12 +36,16 @@ class CompiledModel:
 
 
 def load(path, instance="inf1.xlarge") -> CompiledModel:
-    return CompiledModel(_infsim.Executable.load(str(path)), instance)
+    """An executable or a bundle (device steps and host steps) from a file."""
+    return CompiledModel(runtime.load(str(path)), instance)
 
 
-def trace(module, example_inputs, target="inf1", dtype="bf16", instance="inf1.xlarge", opset=13) -> CompiledModel:
+def trace(module, example_inputs, target="inf1", dtype="bf16", instance="inf1.xlarge", opset=13,
+          autocast="all", fallback="host", calibration=None) -> CompiledModel:
     """Exports a PyTorch module to ONNX with `example_inputs` fixing the shapes,
-    compiles it and returns a CompiledModel that runs on the simulator."""
+    compiles it and returns a CompiledModel that runs on the simulator.
+    dtype, autocast, fallback and calibration (INT8: {input name: array})
+    are compile_model's."""
     import onnx
     import torch
 
@@ -60,5 +64,6 @@ def trace(module, example_inputs, target="inf1", dtype="bf16", instance="inf1.xl
         torch.onnx.export(module, example_inputs, buf, input_names=names, output_names=["output"],
                           opset_version=opset, do_constant_folding=True)
     proto = onnx.load_from_string(buf.getvalue())
-    exe = compile_model(proto, target=target, dtype=dtype)
+    exe = compile_model(proto, target=target, dtype=dtype, autocast=autocast, fallback=fallback,
+                        calibration=calibration)
     return CompiledModel(exe, instance)

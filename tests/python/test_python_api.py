@@ -129,3 +129,39 @@ def test_timing_only_keeps_gather_indices_that_engines_compute():
 def runtime_run(exe, raw, timing_only):
     from infsim import runtime
     return runtime.run_raw(exe, raw, "inf1", timing_only)
+
+
+class ErfNet(torch.nn.Module):
+    """An op the device has no kernel for (Erf) between two device segments."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Linear(32, 48)
+        self.b = torch.nn.Linear(48, 8)
+
+    def forward(self, x):
+        return self.b(torch.erf(self.a(x)))
+
+
+def test_bundle_with_host_step_round_trips_through_a_file(tmp_path):
+    import infsim
+    from conftest import cli
+    model = ErfNet().eval()
+    x = torch.randn(4, 32)
+    compiled = infsim.trace(model, x, dtype="fp32")
+    assert not isinstance(compiled.executable, infsim._infsim.Executable)  # a bundle
+    compiled.save(tmp_path / "m.infx")
+    again = infsim.load(tmp_path / "m.infx")
+    with torch.no_grad():
+        ref = model(x).numpy()
+    np.testing.assert_allclose(again(x).numpy(), ref, atol=1e-5)
+    assert again.last_stats["host_steps"] == 1 and again.last_stats["total_cycles"] > 0
+    np.savez(tmp_path / "in.npz", x=x.numpy())
+    cli("run", tmp_path / "m.infx", "--inputs", tmp_path / "in.npz", "--outputs", tmp_path / "out.npz")
+    with np.load(tmp_path / "out.npz") as z:
+        np.testing.assert_allclose(z["output"], ref, atol=1e-5)
+    data = (tmp_path / "m.infx").read_bytes()
+    (tmp_path / "t.infx").write_bytes(data[:len(data) // 2])
+    p = cli("run", tmp_path / "t.infx", "--inputs", tmp_path / "in.npz", "--outputs", tmp_path / "o.npz",
+            check=False)
+    assert p.returncode == 1 and "Traceback" not in p.stderr and "truncated" in p.stderr
