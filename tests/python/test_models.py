@@ -22,3 +22,22 @@ def test_reference_model(name, dtype):
 def test_reference_model_int8(name):
     r = measure(name, "int8", size="small")
     assert r["cosine"] >= COSINE_MIN["int8"], r
+
+
+@pytest.mark.parametrize("name", ["bert_base", "resnet50", "mobilenet_v2"])
+def test_timing_only_gives_the_same_cycles_and_counters(name):
+    """What-if sweeps run timing-only: every cycle and counter must equal the full run's."""
+    import models
+    from infsim import runtime
+    from infsim.accuracy import CONFIGS, _example
+    from infsim.compiler import compile_model
+    from models.export import to_onnx
+    build_kw, input_kw = CONFIGS["small"][name]
+    inputs = _example(models, name, input_kw)
+    proto = to_onnx(models.build(name, **build_kw), inputs)
+    exe = compile_model(proto, fallback="none")
+    feeds = {i.name: x.numpy() for i, x in zip(proto.graph.input, inputs)}
+    _, full = runtime.run(exe, feeds)
+    _, timing = runtime.run(exe, feeds, timing_only=True)
+    assert timing["total_cycles"] == full["total_cycles"]
+    assert timing["counters"] == full["counters"]
