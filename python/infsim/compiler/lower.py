@@ -85,6 +85,7 @@ class Lowering:
                     self.last_use[v] = i
         for v in self.outputs:
             self.last_use[v] = len(self.nodes)
+        self.layout_hints = self._layout_hints()
 
     # ---------------------------------------------------------------- values
     def shape(self, name) -> tuple:
@@ -124,31 +125,55 @@ class Lowering:
             return self._const_cache[key]
         raise CompileError(f"value '{name}' has not been produced on the device")
 
+    def _layout_hints(self) -> Dict[str, tuple]:
+        """Values whose only consumer is a Transpose: their producer writes
+        them straight into the transposed layout (value -> (transposed value,
+        perm)), so the Transpose is a view of a contiguous buffer and a Reshape
+        after it costs nothing (attention's [B, H, S, D] -> [B, S, H*D])."""
+        users: Dict[str, List[Node]] = {}
+        for n in self.nodes:
+            for v in n.inputs:
+                users.setdefault(v, []).append(n)
+        hints = {}
+        for n in self.nodes:
+            v = n.inputs[0] if n.inputs else None
+            if n.op == "Transpose" and len(users.get(v, [])) == 1 and v not in self.outputs and \
+                    v not in self.inputs and v not in self.g.constants:
+                perm = n.attrs.get("perm") or list(reversed(range(len(self.shape(v)))))
+                hints[v] = (n.outputs[0], [int(p) for p in perm])
+        return hints
+
     def new_output(self, name, shape=None) -> DView:
-        """A fresh contiguous buffer for value `name`."""
-        shape = tuple(self.shape(name) if shape is None else shape)
-        dt = self.storage_dtype(name)
-        v = DView.contiguous(0, shape, dt)
+        """A fresh buffer for value `name`: contiguous, or laid out for the
+        Transpose that consumes it (layout_hints)."""
+        if shape is None and name in self.layout_hints:
+            target, perm = self.layout_hints[name]
+            t, bid = self._alloc(self.shape(target), self.storage_dtype(target))
+            view = t.permute([perm.index(i) for i in range(len(perm))])
+        else:
+            view, bid = self._alloc(self.shape(name) if shape is None else shape, self.storage_dtype(name))
+        self._attach(name, view, bid)
+        return view
+
+    def _alloc(self, shape, dtype):
+        v = DView.contiguous(0, tuple(shape), dtype)
         nbytes = max(v.size * v.es, 1)
         addr = self.em.dram.alloc(nbytes)
-        v = DView(addr, v.shape, v.strides, dt)
-        self.bind(name, v, buffer=(addr, nbytes))
-        return v
+        self._next_buffer += 1
+        self.buffers[self._next_buffer] = (addr, nbytes, 0)
+        return DView(addr, v.shape, v.strides, dtype), self._next_buffer
 
-    def bind(self, name, view: DView, alias_of: Optional[str] = None, buffer=None):
-        """Makes `view` the value `name`: a new buffer, or an alias of another value's."""
+    def _attach(self, name, view, bid):
         self.views[name] = view
-        if alias_of is not None and alias_of in self.buffer_of:
-            bid = self.buffer_of[alias_of]
-        elif buffer is not None:
-            self._next_buffer += 1
-            bid = self._next_buffer
-            self.buffers[bid] = (buffer[0], buffer[1], 0)
-        else:
-            return  # a constant or input: never freed
         addr, nbytes, live = self.buffers[bid]
         self.buffers[bid] = (addr, nbytes, live + 1)
         self.buffer_of[name] = bid
+
+    def bind(self, name, view: DView, alias_of: str):
+        """Makes `view` (of `alias_of`'s buffer) the value `name`."""
+        self.views[name] = view
+        if alias_of in self.buffer_of:  # constants and segment inputs are never freed
+            self._attach(name, view, self.buffer_of[alias_of])
 
     def _release(self, name):
         bid = self.buffer_of.pop(name, None)
