@@ -148,7 +148,7 @@ def cmd_accuracy(a):
 
 def cmd_demo(a):
     from .demo import run_demo
-    return run_demo(a.out, a.dtype)
+    return run_demo(a.out, a.dtype, a.model, a.batch)
 
 
 def build_parser():
@@ -210,9 +210,11 @@ def build_parser():
     ac.add_argument("--json", help="write the rows as JSON")
     ac.set_defaults(fn=cmd_accuracy)
 
-    d = sub.add_parser("demo", help="compile and run the bundled MLP, compare with PyTorch")
+    d = sub.add_parser("demo", help="compile and run a bundled reference model (ResNet-50), compare with PyTorch")
     d.add_argument("--out", default="out")
     d.add_argument("--dtype", default="bf16")
+    d.add_argument("--model", default="resnet50", help="a reference model of models/ (resnet50, bert_base, mlp, ...)")
+    d.add_argument("--batch", type=int, help="batch size of the example input")
     d.set_defaults(fn=cmd_demo)
     return p
 
