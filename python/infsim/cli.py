@@ -114,7 +114,9 @@ def cmd_bench(a):
     if a.batch is not None and a.batch != meta["batch"]:
         raise CompileError(f"the executable was compiled for batch {meta['batch']}; recompile with --batch {a.batch}")
     rng = np.random.default_rng(0)
-    inputs = {t["name"]: rng.standard_normal(t["shape"]).astype(np.float32)
+    # Random values for float inputs; zeros for integer ones (token ids, masks), valid for any table.
+    inputs = {t["name"]: rng.standard_normal(t["shape"]).astype(np.float32) if "float" in t["dtype"] or
+              t["dtype"] in ("fp32", "fp16", "bf16") else np.zeros(t["shape"], np.int32)
               for t in exe.tensors if t["kind"] == "input"}
     walls, stats = [], None
     for _ in range(a.iterations):
