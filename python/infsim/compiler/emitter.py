@@ -172,6 +172,17 @@ class DependencyTracker:
 
 # ----------------------------------------------------------------------------- allocators
 
+def _release(free_list, start, end):
+    """free_list (sorted (start, end) ranges) with [start, end) added, neighbours merged."""
+    merged = []
+    for a, b in sorted(free_list + [(start, end)]):
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        elif b > a:
+            merged.append((a, b))
+    return merged
+
+
 class SbufAllocator:
     """Byte ranges of every partition, allocated and freed by kernels.
 
@@ -213,14 +224,7 @@ class SbufAllocator:
         self.free_list = sorted(out)
 
     def free(self, start, nbytes):
-        nbytes = align(max(nbytes, 4), 64)
-        merged = []
-        for a, b in sorted(self.free_list + [(start, start + nbytes)]):
-            if merged and a <= merged[-1][1]:
-                merged[-1] = (merged[-1][0], max(merged[-1][1], b))
-            else:
-                merged.append((a, b))
-        self.free_list = merged
+        self.free_list = _release(self.free_list, start, start + align(max(nbytes, 4), 64))
 
 
 class DramAllocator:
@@ -243,14 +247,7 @@ class DramAllocator:
         raise CompileError(f"the model's activations need more than {self.half >> 20} MiB of DRAM")
 
     def free(self, addr, nbytes):
-        nbytes = align(max(nbytes, 1))
-        merged = []
-        for a, b in sorted(self.free_list + [(addr, addr + nbytes)]):
-            if merged and a <= merged[-1][1]:
-                merged[-1] = (merged[-1][0], max(merged[-1][1], b))
-            else:
-                merged.append((a, b))
-        self.free_list = [r for r in merged if r[1] > r[0]]
+        self.free_list = _release(self.free_list, addr, addr + align(max(nbytes, 1)))
 
     def alloc_const(self, nbytes) -> int:
         addr = self.const_top

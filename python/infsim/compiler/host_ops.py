@@ -507,21 +507,10 @@ def _matmul(node, inputs):
     return [np.matmul(a, b).astype(a.dtype)]
 
 
-@_op("Gemm")
+@_op("Gemm", "FusedMatMul")
 def _gemm(node, inputs):
-    a, b, c = inputs[0], inputs[1], _arg(inputs, 2)
-    a = a.T if _attr(node, "transA", 0) else a
-    b = b.T if _attr(node, "transB", 0) else b
-    y = np.matmul(_f64(a), _f64(b)) * _attr(node, "alpha", 1.0)
-    if c is not None:
-        y = y + c.astype(np.float64) * _attr(node, "beta", 1.0)
-    return [y.astype(a.dtype)]
-
-
-@_op("FusedMatMul")
-def _fused_matmul(node, inputs):
-    """The compiler's MatMul/Gemm with a fused bias (input 2, along the last axis) and
-    activation (attrs["act"], applied by eval_node); transA/transB/alpha as Gemm's."""
+    """Gemm, and the compiler's FusedMatMul (MatMul/Gemm with a fused bias along the last
+    axis and an activation, attrs["act"], that eval_node applies): batched operands allowed."""
     a, b, c = inputs[0], inputs[1], _arg(inputs, 2)
     a = np.swapaxes(a, -1, -2) if _attr(node, "transA", 0) else a
     b = np.swapaxes(b, -1, -2) if _attr(node, "transB", 0) else b

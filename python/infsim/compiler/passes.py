@@ -46,6 +46,11 @@ class Rewriter:
         f = c.reshape(-1)
         return float(f[0]) if np.all(f == f[0]) else None
 
+    @staticmethod
+    def other(node, value):
+        """The other input of a binary node, one of whose inputs is `value`."""
+        return node.inputs[1] if node.inputs[0] == value else node.inputs[0]
+
     def remove(self, *nodes):
         ids = {id(n) for n in nodes}
         self.g.nodes = [n for n in self.g.nodes if id(n) not in ids]
@@ -117,7 +122,7 @@ def to_fused_matmul(rw: Rewriter):
             if user is None:
                 break
             if user.op == "Add" and len(n.inputs) < 3 and n.attrs.get("act", "identity") == "identity":
-                other = user.inputs[1] if user.inputs[0] == n.outputs[0] else user.inputs[0]
+                other = rw.other(user, n.outputs[0])
                 c = rw.const(other)
                 if c is None or c.size != N or c.shape[-1] != N or \
                         tuple(g.values[user.outputs[0]].shape) != tuple(out_shape):
@@ -187,18 +192,16 @@ def fuse_gelu(rw: Rewriter):
         else:
             continue
         add = rw.only_user(erf.outputs[0])
-        if add is None or add.op != "Add" or rw.scalar(add.inputs[1] if add.inputs[0] == erf.outputs[0]
-                                                       else add.inputs[0]) != 1.0:
+        if add is None or add.op != "Add" or rw.scalar(rw.other(add, erf.outputs[0])) != 1.0:
             continue
         m1 = rw.only_user(add.outputs[0])
         if m1 is None or m1.op != "Mul":
             continue
-        other = m1.inputs[1] if m1.inputs[0] == add.outputs[0] else m1.inputs[0]
+        other = rw.other(m1, add.outputs[0])
         chain = [div, erf, add, m1]
         if other == x:  # x * (1 + erf) then * 0.5
             m2 = rw.only_user(m1.outputs[0])
-            if m2 is None or m2.op != "Mul" or rw.scalar(m2.inputs[1] if m2.inputs[0] == m1.outputs[0]
-                                                         else m2.inputs[0]) != 0.5:
+            if m2 is None or m2.op != "Mul" or rw.scalar(rw.other(m2, m1.outputs[0])) != 0.5:
                 continue
             chain.append(m2)
         else:  # (x * 0.5) * (1 + erf)
@@ -219,10 +222,7 @@ def fuse_gelu_tanh(rw: Rewriter):
     """0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3))) (GPT-2's
     gelu_new, written out) -> Gelu(approximate="tanh")."""
     g = rw.g
-
-    def other(node, value):
-        return node.inputs[1] if node.inputs[0] == value else node.inputs[0]
-
+    other = rw.other
     for th in [n for n in g.nodes if n.op == "Tanh"]:
         m2 = rw.producer.get(th.inputs[0])
         if m2 is None or m2.op != "Mul":
@@ -291,22 +291,23 @@ def fuse_layernorm(rw: Rewriter):
             continue
         chain = [rm, sub, pw, rm2, add, sq, dv]
         out = dv.outputs[0]
-        gamma = beta = None
-        mul = rw.only_user(out)
         C = g.values[x].shape[-1]
-        if mul is not None and mul.op == "Mul":
-            other = mul.inputs[1] if mul.inputs[0] == out else mul.inputs[0]
-            c = rw.const(other)
-            if c is not None and c.size == C:
-                gamma, out = other, mul.outputs[0]
-                chain.append(mul)
-                ad = rw.only_user(out)
-                if ad is not None and ad.op == "Add":
-                    other = ad.inputs[1] if ad.inputs[0] == out else ad.inputs[0]
-                    c = rw.const(other)
-                    if c is not None and c.size == C:
-                        beta, out = other, ad.outputs[0]
-                        chain.append(ad)
+
+        def per_channel(op, value):
+            """The single `op` consumer of value with a C-element constant operand, or None."""
+            n = rw.only_user(value)
+            c = rw.const(rw.other(n, value)) if n is not None and n.op == op else None
+            return n if c is not None and c.size == C else None
+
+        gamma = beta = None
+        mul = per_channel("Mul", out)
+        if mul is not None:
+            gamma, out = rw.other(mul, out), mul.outputs[0]
+            chain.append(mul)
+            ad = per_channel("Add", out)
+            if ad is not None:
+                beta, out = rw.other(ad, out), ad.outputs[0]
+                chain.append(ad)
         if gamma is None:
             gamma = f"{rm.name}.ones"
             g.constants[gamma] = np.ones(C, np.float32)
