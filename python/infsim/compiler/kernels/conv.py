@@ -593,7 +593,7 @@ class ConvKernel:
                         for phase in plan.phases:
                             self.psum_tile(waddr, b, slot, obase, nb, rr0, rr, phase)
                         if self.act == "relu6":
-                            o = self.out_tile(b, obase, nb, rr0, [(rr * g.OW, 1)])
+                            o = self.out_tile(b, obase, nb, rr0 * g.OW, [(rr * g.OW, 1)])
                             self.em.insn("vector", "tensor_scalar", op0="min", op1="bypass", src=o, dst=o,
                                          imm0=6.0, imm1=0.0)
                     self.store(b, obase, n0, nb, r0, R)
