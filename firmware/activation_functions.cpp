@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 namespace infsim::firmware {
 
@@ -133,30 +134,66 @@ float fw_softplus(float x) {
 
 }  // namespace
 
-float activation(isa::ActFunc f, float x) {
+namespace {
+
+template <isa::ActFunc F>
+inline float activation(float x) {
+  using isa::ActFunc;
+  if constexpr (F == ActFunc::identity) return x;
+  // max(x, 0) with NaN propagated and -0 mapped to +0.
+  if constexpr (F == ActFunc::relu) return x > 0.0f ? x : (x != x ? x : 0.0f);
+  if constexpr (F == ActFunc::gelu) return gated(k_normal_cdf, x);
+  if constexpr (F == ActFunc::gelu_tanh) return gated(k_gelu_tanh_gate, x);
+  if constexpr (F == ActFunc::sigmoid) return fw_sigmoid(x);
+  if constexpr (F == ActFunc::tanh) return fw_tanh(x);
+  if constexpr (F == ActFunc::exp) return fw_exp(x);
+  if constexpr (F == ActFunc::log) return fw_log(x);
+  if constexpr (F == ActFunc::sqrt) return fw_sqrt(x);
+  if constexpr (F == ActFunc::rsqrt) return fw_rsqrt(x);
+  if constexpr (F == ActFunc::silu) return x == -kInf ? 0.0f : x * fw_sigmoid(x);
+  if constexpr (F == ActFunc::softplus) return fw_softplus(x);
+  if constexpr (F == ActFunc::square) return x * x;
+  if constexpr (F == ActFunc::reciprocal) return fw_reciprocal(x);
+}
+
+// Calls fn(std::integral_constant<isa::ActFunc, f>{}): the switch on the
+// function stays outside loops over elements.
+template <typename Fn>
+decltype(auto) with_func(isa::ActFunc f, Fn&& fn) {
+  using isa::ActFunc;
   switch (f) {
-    case isa::ActFunc::identity: return x;
-    // max(x, 0) with NaN propagated and -0 mapped to +0.
-    case isa::ActFunc::relu: return x > 0.0f ? x : (x != x ? x : 0.0f);
-    case isa::ActFunc::gelu: return gated(k_normal_cdf, x);
-    case isa::ActFunc::gelu_tanh: return gated(k_gelu_tanh_gate, x);
-    case isa::ActFunc::sigmoid: return fw_sigmoid(x);
-    case isa::ActFunc::tanh: return fw_tanh(x);
-    case isa::ActFunc::exp: return fw_exp(x);
-    case isa::ActFunc::log: return fw_log(x);
-    case isa::ActFunc::sqrt: return fw_sqrt(x);
-    case isa::ActFunc::rsqrt: return fw_rsqrt(x);
-    case isa::ActFunc::silu: return x == -kInf ? 0.0f : x * fw_sigmoid(x);
-    case isa::ActFunc::softplus: return fw_softplus(x);
-    case isa::ActFunc::square: return x * x;
-    case isa::ActFunc::reciprocal: return fw_reciprocal(x);
+#define INFSIM_ACT_CASE(name) \
+  case ActFunc::name:         \
+    return fn(std::integral_constant<ActFunc, ActFunc::name>{});
+    INFSIM_ACT_CASE(identity)
+    INFSIM_ACT_CASE(relu)
+    INFSIM_ACT_CASE(gelu)
+    INFSIM_ACT_CASE(gelu_tanh)
+    INFSIM_ACT_CASE(sigmoid)
+    INFSIM_ACT_CASE(tanh)
+    INFSIM_ACT_CASE(exp)
+    INFSIM_ACT_CASE(log)
+    INFSIM_ACT_CASE(sqrt)
+    INFSIM_ACT_CASE(rsqrt)
+    INFSIM_ACT_CASE(silu)
+    INFSIM_ACT_CASE(softplus)
+    INFSIM_ACT_CASE(square)
+    INFSIM_ACT_CASE(reciprocal)
+#undef INFSIM_ACT_CASE
   }
-  return kNaN;
+  return fn(std::integral_constant<ActFunc, ActFunc::identity>{});  // not reached: every function has a case
+}
+
+}  // namespace
+
+float activation(isa::ActFunc f, float x) {
+  return with_func(f, [&](auto F) { return activation<F>(x); });
 }
 
 void apply_activation(isa::ActFunc f, float* v, size_t n) {
-  if (f == isa::ActFunc::identity) return;
-  for (size_t i = 0; i < n; ++i) v[i] = activation(f, v[i]);
+  with_func(f, [&](auto F) {
+    for (size_t i = 0; i < n; ++i) v[i] = activation<F>(v[i]);
+  });
 }
 
 // Measured by tests/cpp/test_firmware.cpp (which fails if any is exceeded);

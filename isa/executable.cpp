@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -432,7 +433,12 @@ void Executable::save(const std::string& path) const {
 Executable Executable::load(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) throw FormatError("cannot open " + path);
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  // Block reads, not byte by byte: weights make executables hundreds of MB.
+  std::vector<uint8_t> bytes;
+  std::error_code ec;
+  if (const auto size = std::filesystem::file_size(path, ec); !ec) bytes.reserve(size);
+  char block[1 << 16];
+  while (f.read(block, sizeof block) || f.gcount() > 0) bytes.insert(bytes.end(), block, block + f.gcount());
   try {
     return deserialize(bytes);
   } catch (const FormatError& e) {

@@ -114,6 +114,66 @@ void store_stochastic(isa::Dtype t, uint8_t* base, ptrdiff_t i, float v, uint32_
   }
 }
 
+namespace {
+// Runs of n elements `step` elements apart. Loops over plain parameters:
+// stores through `base` (bytes) may alias anything in memory, a lambda's
+// captures included.
+template <isa::Dtype T>
+void load_run(const uint8_t* base, ptrdiff_t step, size_t n, float* out) {
+  if (T == isa::Dtype::fp32 && step == 1) {
+    std::memcpy(out, base, n * 4);
+  } else if (step == 1) {
+    for (size_t i = 0; i < n; ++i) out[i] = load<T>(base, static_cast<ptrdiff_t>(i));
+  } else {
+    for (size_t i = 0; i < n; ++i) out[i] = load<T>(base, static_cast<ptrdiff_t>(i) * step);
+  }
+}
+template <isa::Dtype T>
+void store_run(uint8_t* base, ptrdiff_t step, size_t n, const float* in) {
+  if (T == isa::Dtype::fp32 && step == 1) {
+    std::memcpy(base, in, n * 4);
+  } else if (step == 1) {
+    for (size_t i = 0; i < n; ++i) store<T>(base, static_cast<ptrdiff_t>(i), in[i]);
+  } else {
+    for (size_t i = 0; i < n; ++i) store<T>(base, static_cast<ptrdiff_t>(i) * step, in[i]);
+  }
+}
+
+// The innermost step in elements.
+ptrdiff_t run_step(isa::Dtype t, const Layout& l) { return l.stride[4] / static_cast<ptrdiff_t>(isa::dtype_bytes(t)); }
+}  // namespace
+
+void load_elements(isa::Dtype t, const uint8_t* base, const Layout& l, float* out) {
+  const ptrdiff_t step = run_step(t, l);
+  const size_t n = l.count[4];
+  with_dtype(t, [&](auto T) {
+    l.for_each_run([&](int64_t offset) {
+      load_run<T>(base + offset, step, n, out);
+      out += n;
+    });
+  });
+}
+
+void store_elements(isa::Dtype t, uint8_t* base, const Layout& l, const float* in) {
+  const ptrdiff_t step = run_step(t, l);
+  const size_t n = l.count[4];
+  with_dtype(t, [&](auto T) {
+    l.for_each_run([&](int64_t offset) {
+      store_run<T>(base + offset, step, n, in);
+      in += n;
+    });
+  });
+}
+
+void store_elements(isa::Dtype t, uint8_t* base, const Layout& l, const float* in, Rounding& rounding) {
+  if (!rounding.is_stochastic() || !stochastic_capable(t)) return store_elements(t, base, l, in);
+  const ptrdiff_t step = run_step(t, l);
+  l.for_each_run([&](int64_t offset) {
+    for (uint64_t i = 0; i < l.count[4]; ++i)
+      store_stochastic(t, base + offset, static_cast<ptrdiff_t>(i) * step, *in++, rounding.next());
+  });
+}
+
 uint16_t f32_to_f16(float f) {
   const uint32_t u = bits_of(f);
   const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000u);

@@ -11,9 +11,11 @@
 //   Every widening (BF16/FP16/FP8/INT8 -> FP32) is exact.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "isa_gen.h"
 
@@ -32,9 +34,10 @@ inline float float_of(uint32_t u) {
 
 inline uint16_t f32_to_bf16(float f) {
   const uint32_t u = bits_of(f);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);  // quiet NaN
-  const uint32_t lsb = (u >> 16) & 1u;
-  return static_cast<uint16_t>((u + 0x7fffu + lsb) >> 16);
+  const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  const uint32_t quiet_nan = (u >> 16) | 0x40u;
+  // A select rather than an early return, so that loops of it vectorise.
+  return static_cast<uint16_t>((u & 0x7fffffffu) > 0x7f800000u ? quiet_nan : rounded);
 }
 inline float bf16_to_f32(uint16_t h) { return float_of(static_cast<uint32_t>(h) << 16); }
 
@@ -128,70 +131,73 @@ class Rounding {
   uint64_t seed_ = 0, stream_ = 0, counter_ = 0;
 };
 
-// Reads element i of a buffer of type t as FP32 (INT32 values above 2^24 lose precision).
-inline float load(isa::Dtype t, const uint8_t* base, ptrdiff_t i) {
+// Calls fn(std::integral_constant<isa::Dtype, t>{}): code that handles
+// elements one at a time does the switch on the dtype once, outside its loop.
+template <typename Fn>
+decltype(auto) with_dtype(isa::Dtype t, Fn&& fn) {
+  using isa::Dtype;
   switch (t) {
-    case isa::Dtype::fp32: {
-      float f;
-      std::memcpy(&f, base + 4 * i, 4);
-      return f;
-    }
-    case isa::Dtype::bf16: {
-      uint16_t h;
-      std::memcpy(&h, base + 2 * i, 2);
-      return bf16_to_f32(h);
-    }
-    case isa::Dtype::fp16: {
-      uint16_t h;
-      std::memcpy(&h, base + 2 * i, 2);
-      return f16_to_f32(h);
-    }
-    case isa::Dtype::int8:
-      return static_cast<float>(static_cast<int8_t>(base[i]));
-    case isa::Dtype::int32: {
-      int32_t v;
-      std::memcpy(&v, base + 4 * i, 4);
-      return static_cast<float>(v);
-    }
-    case isa::Dtype::fp8_e4m3:
-      return e4m3_to_f32(base[i]);
-    case isa::Dtype::fp8_e5m2:
-      return e5m2_to_f32(base[i]);
+    case Dtype::fp32: return fn(std::integral_constant<Dtype, Dtype::fp32>{});
+    case Dtype::bf16: return fn(std::integral_constant<Dtype, Dtype::bf16>{});
+    case Dtype::fp16: return fn(std::integral_constant<Dtype, Dtype::fp16>{});
+    case Dtype::int8: return fn(std::integral_constant<Dtype, Dtype::int8>{});
+    case Dtype::int32: return fn(std::integral_constant<Dtype, Dtype::int32>{});
+    case Dtype::fp8_e4m3: return fn(std::integral_constant<Dtype, Dtype::fp8_e4m3>{});
+    case Dtype::fp8_e5m2: break;
   }
-  return 0.0f;
+  return fn(std::integral_constant<Dtype, Dtype::fp8_e5m2>{});
 }
 
-// Writes FP32 value v as element i of type t, rounding as specified above (RNE).
-inline void store(isa::Dtype t, uint8_t* base, ptrdiff_t i, float v) {
-  switch (t) {
-    case isa::Dtype::fp32:
-      std::memcpy(base + 4 * i, &v, 4);
-      return;
-    case isa::Dtype::bf16: {
-      const uint16_t h = f32_to_bf16(v);
-      std::memcpy(base + 2 * i, &h, 2);
-      return;
-    }
-    case isa::Dtype::fp16: {
-      const uint16_t h = f32_to_f16(v);
-      std::memcpy(base + 2 * i, &h, 2);
-      return;
-    }
-    case isa::Dtype::int8:
-      base[i] = static_cast<uint8_t>(f32_to_int8(v));
-      return;
-    case isa::Dtype::int32: {
-      const int32_t x = f32_to_int32(v);
-      std::memcpy(base + 4 * i, &x, 4);
-      return;
-    }
-    case isa::Dtype::fp8_e4m3:
-      base[i] = f32_to_e4m3(v);
-      return;
-    case isa::Dtype::fp8_e5m2:
-      base[i] = f32_to_e5m2(v);
-      return;
+// Reads element i of a buffer of type T as FP32 (INT32 values above 2^24 lose precision).
+template <isa::Dtype T>
+inline float load(const uint8_t* base, ptrdiff_t i) {
+  using isa::Dtype;
+  if constexpr (T == Dtype::fp32) {
+    float f;
+    std::memcpy(&f, base + 4 * i, 4);
+    return f;
+  } else if constexpr (T == Dtype::bf16 || T == Dtype::fp16) {
+    uint16_t h;
+    std::memcpy(&h, base + 2 * i, 2);
+    return T == Dtype::bf16 ? bf16_to_f32(h) : f16_to_f32(h);
+  } else if constexpr (T == Dtype::int8) {
+    return static_cast<float>(static_cast<int8_t>(base[i]));
+  } else if constexpr (T == Dtype::int32) {
+    int32_t v;
+    std::memcpy(&v, base + 4 * i, 4);
+    return static_cast<float>(v);
+  } else if constexpr (T == Dtype::fp8_e4m3) {
+    return e4m3_to_f32(base[i]);
+  } else {
+    return e5m2_to_f32(base[i]);
   }
+}
+inline float load(isa::Dtype t, const uint8_t* base, ptrdiff_t i) {
+  return with_dtype(t, [&](auto T) { return load<T>(base, i); });
+}
+
+// Writes FP32 value v as element i of type T, rounding as specified above (RNE).
+template <isa::Dtype T>
+inline void store(uint8_t* base, ptrdiff_t i, float v) {
+  using isa::Dtype;
+  if constexpr (T == Dtype::fp32) {
+    std::memcpy(base + 4 * i, &v, 4);
+  } else if constexpr (T == Dtype::bf16 || T == Dtype::fp16) {
+    const uint16_t h = T == Dtype::bf16 ? f32_to_bf16(v) : f32_to_f16(v);
+    std::memcpy(base + 2 * i, &h, 2);
+  } else if constexpr (T == Dtype::int8) {
+    base[i] = static_cast<uint8_t>(f32_to_int8(v));
+  } else if constexpr (T == Dtype::int32) {
+    const int32_t x = f32_to_int32(v);
+    std::memcpy(base + 4 * i, &x, 4);
+  } else if constexpr (T == Dtype::fp8_e4m3) {
+    base[i] = f32_to_e4m3(v);
+  } else {
+    base[i] = f32_to_e5m2(v);
+  }
+}
+inline void store(isa::Dtype t, uint8_t* base, ptrdiff_t i, float v) {
+  with_dtype(t, [&](auto T) { store<T>(base, i, v); });
 }
 
 // The same with the writer's rounding: stochastic rounding applies to BF16,
@@ -202,5 +208,40 @@ inline void store(isa::Dtype t, uint8_t* base, ptrdiff_t i, float v, Rounding& r
   if (!r.is_stochastic() || !stochastic_capable(t)) return store(t, base, i, v);
   store_stochastic(t, base, i, v, r.next());
 }
+
+// Where a block of elements lies: five nested dimensions, outermost first
+// (unused ones of count 1). Element (i0, ..., i4) is at byte offset
+// i0 * stride[0] + ... + i4 * stride[4], and the elements are visited in that
+// order, i4 innermost; a run is the innermost dimension.
+struct Layout {
+  std::array<uint64_t, 5> count{1, 1, 1, 1, 1};
+  std::array<int64_t, 5> stride{0, 0, 0, 0, 0};
+
+  // n elements of `size` bytes, one after another.
+  static Layout packed(uint64_t n, unsigned size) {
+    Layout l;
+    l.count[4] = n;
+    l.stride[4] = size;
+    return l;
+  }
+  // Calls fn(byte offset of the run's first element) for every run, in order.
+  template <typename Fn>
+  void for_each_run(Fn&& fn) const {
+    for (uint64_t a = 0; a < count[0]; ++a)
+      for (uint64_t b = 0; b < count[1]; ++b)
+        for (uint64_t c = 0; c < count[2]; ++c)
+          for (uint64_t d = 0; d < count[3]; ++d)
+            fn(static_cast<int64_t>(a) * stride[0] + static_cast<int64_t>(b) * stride[1] +
+               static_cast<int64_t>(c) * stride[2] + static_cast<int64_t>(d) * stride[3]);
+  }
+};
+
+// The elements of type t laid out as l from base, to or from FP32 values
+// packed in visiting order: the element functions above, applied in that
+// order (so a stochastic Rounding draws in it), with the dtype switch outside
+// the loops and contiguous runs in loops the compiler vectorises.
+void load_elements(isa::Dtype t, const uint8_t* base, const Layout& l, float* out);
+void store_elements(isa::Dtype t, uint8_t* base, const Layout& l, const float* in);
+void store_elements(isa::Dtype t, uint8_t* base, const Layout& l, const float* in, Rounding& r);
 
 }  // namespace infsim::numerics

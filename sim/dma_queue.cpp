@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 
 #include "isa/numerics.h"
+#include "sim/dram.h"
 #include "sim/neuron_core.h"
 
 namespace infsim::sim {
@@ -19,15 +21,15 @@ DmaQueue::DmaQueue(sc_core::sc_module_name name, NeuronCore& core, isa::Engine i
       bytes_(core.counters().add(path(), "bytes", "B", "bytes read from the source")),
       descriptors_(core.counters().add(path(), "descriptors", "", "DMA descriptors processed")) {}
 
-std::vector<DmaQueue::Piece> DmaQueue::pieces(const isa::DmaEndpoint& e) const {
-  std::vector<Piece> out;
+void DmaQueue::pieces(const isa::DmaEndpoint& e, std::vector<Piece>& out) const {
+  const size_t first = out.size();
   const uint64_t size = isa::dtype_bytes(e.dtype);
   const bool dram = e.loc == isa::Location::dram;
   // Contiguous runs merge, up to the queue's largest transfer.
   const uint64_t cap = core_.cfg().dma_max_transfer_bytes;
   auto add = [&](uint32_t part, uint64_t addr, uint64_t bytes) {
     while (bytes) {
-      if (!out.empty() && out.back().partition == part && out.back().address + out.back().bytes == addr &&
+      if (out.size() > first && out.back().partition == part && out.back().address + out.back().bytes == addr &&
           out.back().bytes < cap) {
         const uint64_t take = std::min(bytes, cap - out.back().bytes);
         out.back().bytes += take;
@@ -53,20 +55,24 @@ std::vector<DmaQueue::Piece> DmaQueue::pieces(const isa::DmaEndpoint& e) const {
       }
     });
   }
-  return out;
 }
 
 sc_time DmaQueue::access(const isa::DmaEndpoint& e, const std::vector<Piece>& ps, bool write,
-                         std::vector<sc_time>& issue) {
+                         std::vector<sc_time>& issue, uint8_t* data) {
   const ChipConfig& cfg = core_.cfg();
   const sc_time now = sc_core::sc_time_stamp();
   sc_time done = now;
-  uint8_t* data = staging_.data();
   const bool dram = e.loc == isa::Location::dram;
+  // One payload serves every piece. Without data it carries a stack
+  // extension, which it must not free when it goes.
+  struct Payload : tlm::tlm_generic_payload {
+    ~Payload() override { clear_extension<TimingOnlyAccess>(); }
+  } t;
+  TimingOnlyAccess no_data;
+  if (!data) t.set_extension(&no_data);
   for (size_t i = 0; i < ps.size(); ++i) {
     const Piece& pc = ps[i];
     if (dram) {
-      tlm::tlm_generic_payload t;
       t.set_command(write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND);
       t.set_address(pc.address);
       t.set_data_ptr(data);
@@ -84,63 +90,115 @@ sc_time DmaQueue::access(const isa::DmaEndpoint& e, const std::vector<Piece>& ps
     } else {
       OnChipMemory& memory = core_.memory(e.loc == isa::Location::psum ? isa::Space::psum : isa::Space::sbuf);
       uint8_t* mem = memory.partition(pc.partition) + pc.address;
-      if (write) {
+      if (data && write) {
         std::memcpy(mem, data, pc.bytes);
         memory.written(pc.address + pc.bytes);
-      } else {
+      } else if (data) {
         std::memcpy(data, mem, pc.bytes);
       }
       issue[i] += period_ * static_cast<double>(cfg.sram_latency_cycles);
       done = std::max(done, issue[i]);
     }
-    data += pc.bytes;
+    if (data) data += pc.bytes;
   }
   return done;
 }
 
-std::vector<DmaQueue::Piece> DmaQueue::gathered_rows(const isa::DmaEndpoint& table, const isa::AccessPattern& index) {
+void DmaQueue::copy_direct(const isa::DmaEndpoint& src_ep, const std::vector<Piece>& src,
+                           const isa::DmaEndpoint& dst_ep, const std::vector<Piece>& dst) {
+  // The host bytes at `offset` into piece pc, and how many follow contiguously
+  // (to the piece's end, or the end of the DRAM page holding them).
+  struct Side {
+    DmaQueue& q;
+    const isa::DmaEndpoint& ep;
+    bool write;
+    tlm::tlm_dmi dmi{};  // the DRAM page last granted
+    bool granted = false;
+    std::pair<uint8_t*, uint64_t> at(const Piece& pc, uint64_t offset) {
+      const uint64_t left = pc.bytes - offset;
+      if (ep.loc != isa::Location::dram) {
+        OnChipMemory& m = q.core_.memory(ep.loc == isa::Location::psum ? isa::Space::psum : isa::Space::sbuf);
+        if (write) m.written(pc.address + pc.bytes);
+        return {m.partition(pc.partition) + pc.address + offset, left};
+      }
+      const uint64_t a = pc.address + offset;
+      if (!granted || a < dmi.get_start_address() || a > dmi.get_end_address()) {
+        tlm::tlm_generic_payload t;
+        t.set_address(a);
+        t.set_command(write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND);
+        granted = q.socket->get_direct_mem_ptr(t, dmi);
+        if (!granted) throw DeviceFault(fmt::format("no direct access to DRAM at {:#x}", a));
+      }
+      return {dmi.get_dmi_ptr() + (a - dmi.get_start_address()), std::min<uint64_t>(left, dmi.get_end_address() - a + 1)};
+    }
+  } from{*this, src_ep, false}, to{*this, dst_ep, true};
+  uint64_t so = 0, d_off = 0;  // bytes done of the current source and destination pieces
+  for (size_t si = 0, di = 0; si < src.size() && di < dst.size();) {
+    const auto [s, s_len] = from.at(src[si], so);
+    const auto [d, d_len] = to.at(dst[di], d_off);
+    const uint64_t len = std::min(s_len, d_len);
+    std::memcpy(d, s, len);
+    if ((so += len) == src[si].bytes) ++si, so = 0;
+    if ((d_off += len) == dst[di].bytes) ++di, d_off = 0;
+  }
+}
+
+void DmaQueue::gathered_rows(const isa::DmaEndpoint& table, const isa::AccessPattern& index, std::vector<Piece>& out) {
   index_.resize(index.part_count);
   core_.memory(index.space).read(index, index_.data());
   isa::DmaEndpoint row = table;
   row.part_count = 1;
-  std::vector<Piece> out;
   for (uint32_t p = 0; p < index.part_count; ++p) {
     const float r = index_[p];
     if (!(r >= 0.0f && r < static_cast<float>(table.part_count)))
       throw DeviceFault(fmt::format("gather index {} in partition {} outside the table's {} rows", r,
                                     index.part_start + p, table.part_count));
     row.address = table.address + static_cast<uint64_t>(r) * table.part_step * isa::dtype_bytes(table.dtype);
-    for (const Piece& pc : pieces(row)) out.push_back(pc);
+    pieces(row, out);  // each row's pieces on their own: rows never merge
   }
-  return out;
 }
 
 sc_time DmaQueue::transfer(const isa::DmaEndpoint& src_ep, const std::vector<Piece>& src,
                            const isa::DmaEndpoint& dst_ep, sc_time start) {
   const ChipConfig& cfg = core_.cfg();
   const uint64_t n = dst_ep.elements();
-  staging_.resize(n * isa::dtype_bytes(src_ep.dtype));
+  // The data: between different memories without a conversion it moves once,
+  // memory to memory, after the timing below; otherwise through `staging_`.
+  const bool direct = values_ && src_ep.dtype == dst_ep.dtype && src_ep.loc != dst_ep.loc;
+  const bool staged = values_ && !direct;
+  if (staged) staging_.resize(n * isa::dtype_bytes(src_ep.dtype));
   // Source pieces issue back to back at the queue's rate.
-  std::vector<sc_time> issue(src.size());
+  std::vector<sc_time>& issue = src_issue_;
+  issue.resize(src.size());
   sc_time t = start;
   const double ps_per_byte = period_.to_seconds() * 1e12 / cfg.dma_bytes_per_cycle;
   for (size_t i = 0; i < src.size(); ++i) {
     issue[i] = t;
     t += sc_time(static_cast<double>(src[i].bytes) * ps_per_byte, sc_core::SC_PS);
   }
-  const sc_time src_done = access(src_ep, src, false, issue);  // issue[i] is now piece i's arrival
+  // issue[i] becomes piece i's arrival
+  const sc_time src_done = access(src_ep, src, false, issue, staged ? staging_.data() : nullptr);
 
-  if (src_ep.dtype != dst_ep.dtype) {
+  if (staged && src_ep.dtype != dst_ep.dtype) {
+    // Through FP32 in chunks that stay in cache; stochastic rounding draws in element order.
     converted_.resize(n * isa::dtype_bytes(dst_ep.dtype));
-    for (uint64_t i = 0; i < n; ++i)
-      numerics::store(dst_ep.dtype, converted_.data(), static_cast<ptrdiff_t>(i),
-                      numerics::load(src_ep.dtype, staging_.data(), static_cast<ptrdiff_t>(i)), rounding_);
+    const unsigned ss = isa::dtype_bytes(src_ep.dtype), ds = isa::dtype_bytes(dst_ep.dtype);
+    float chunk[2048];
+    for (uint64_t i = 0; i < n; i += std::size(chunk)) {
+      const size_t c = std::min<uint64_t>(std::size(chunk), n - i);
+      numerics::load_elements(src_ep.dtype, staging_.data() + i * ss, numerics::Layout::packed(c, ss), chunk);
+      numerics::store_elements(dst_ep.dtype, converted_.data() + i * ds, numerics::Layout::packed(c, ds), chunk,
+                               rounding_);
+    }
     staging_.swap(converted_);
   }
   // Each destination piece issues at the queue's rate once the source data
   // it carries has arrived (the queue streams: writes overlap later reads).
-  const std::vector<Piece> dst = pieces(dst_ep);
-  std::vector<sc_time> dst_issue(dst.size());
+  std::vector<Piece>& dst = dst_pieces_;
+  dst.clear();
+  pieces(dst_ep, dst);
+  std::vector<sc_time>& dst_issue = dst_issue_;
+  dst_issue.resize(dst.size());
   const uint64_t src_size = isa::dtype_bytes(src_ep.dtype), dst_size = isa::dtype_bytes(dst_ep.dtype);
   size_t si = 0;
   uint64_t src_end = src.empty() ? 0 : src[0].bytes;  // source bytes up to and including piece si
@@ -157,7 +215,8 @@ sc_time DmaQueue::transfer(const isa::DmaEndpoint& src_ep, const std::vector<Pie
     dst_issue[i] = std::max(t, arrived);
     t = dst_issue[i] + sc_time(static_cast<double>(dst[i].bytes) * ps_per_byte, sc_core::SC_PS);
   }
-  const sc_time dst_done = access(dst_ep, dst, true, dst_issue);
+  const sc_time dst_done = access(dst_ep, dst, true, dst_issue, staged ? staging_.data() : nullptr);
+  if (direct) copy_direct(src_ep, src, dst_ep, dst);
   bytes_ += n * isa::dtype_bytes(src_ep.dtype);
   ++descriptors_;
   return std::max({src_done, dst_done, t});
@@ -171,11 +230,15 @@ EngineBase::Cost DmaQueue::execute(const isa::Instruction& ins) {
   if (const auto* x = std::get_if<isa::DmaCopy>(&ins)) {
     for (uint32_t i = 0; i < x->count; ++i) {
       const isa::DmaDescriptor& d = core_.exe().dma[x->desc + i];
-      t = transfer(d.src, pieces(d.src), d.dst, t + fixed);
+      src_pieces_.clear();
+      pieces(d.src, src_pieces_);
+      t = transfer(d.src, src_pieces_, d.dst, t + fixed);
     }
   } else if (const auto* x = std::get_if<isa::DmaGather>(&ins)) {
     const isa::DmaDescriptor& d = core_.exe().dma[x->desc];
-    t = transfer(d.src, gathered_rows(d.src, x->index), d.dst, t + fixed);
+    src_pieces_.clear();
+    gathered_rows(d.src, x->index, src_pieces_);
+    t = transfer(d.src, src_pieces_, d.dst, t + fixed);
   } else {
     throw DeviceFault("instruction not implemented by a DMA queue");
   }

@@ -35,13 +35,25 @@ class DmaQueue : public EngineBase {
   // converting dtypes; returns the completion time.
   sc_core::sc_time transfer(const isa::DmaEndpoint& src, const std::vector<Piece>& src_pieces,
                             const isa::DmaEndpoint& dst, sc_core::sc_time start);
-  std::vector<Piece> gathered_rows(const isa::DmaEndpoint& table, const isa::AccessPattern& index);
-  std::vector<Piece> pieces(const isa::DmaEndpoint& e) const;
-  // Moves every piece between `staging` and the endpoint's memory; returns
-  // when the last piece completes, given each piece's issue time.
+  // Appends the pieces of the table rows the index operand names, in order.
+  void gathered_rows(const isa::DmaEndpoint& table, const isa::AccessPattern& index, std::vector<Piece>& out);
+  // Appends the endpoint's pieces (merged only with each other).
+  void pieces(const isa::DmaEndpoint& e, std::vector<Piece>& out) const;
+  // Times every piece of the endpoint, moving its bytes between `data` and
+  // the endpoint's memory unless `data` is null; returns when the last piece
+  // completes, given each piece's issue time.
   sc_core::sc_time access(const isa::DmaEndpoint& e, const std::vector<Piece>& ps, bool write,
-                          std::vector<sc_core::sc_time>& issue);
+                          std::vector<sc_core::sc_time>& issue, uint8_t* data);
+  // Copies the source pieces' bytes to the destination pieces' (the same
+  // count, in order) memory to memory, without staging them: on-chip
+  // partitions directly, DRAM pages through the DRAM's direct memory
+  // interface. For endpoints in different memories, which cannot overlap.
+  void copy_direct(const isa::DmaEndpoint& src_ep, const std::vector<Piece>& src, const isa::DmaEndpoint& dst_ep,
+                   const std::vector<Piece>& dst);
 
+  // Reused from descriptor to descriptor, to spare allocations.
+  std::vector<Piece> src_pieces_, dst_pieces_;
+  std::vector<sc_core::sc_time> src_issue_, dst_issue_;
   std::vector<uint8_t> staging_, converted_;
   std::vector<float> index_;
   uint64_t& bytes_;

@@ -37,6 +37,7 @@ Dram::Dram(sc_core::sc_module_name name, const ChipConfig& cfg, CounterRegistry&
       channels_(cfg.dram_channels, DramChannelTiming(timing_params(cfg))) {
   socket.register_b_transport(this, &Dram::b_transport);
   socket.register_transport_dbg(this, &Dram::transport_dbg);
+  socket.register_get_direct_mem_ptr(this, &Dram::get_direct_mem_ptr);
   for (uint32_t c = 0; c < cfg.dram_channels; ++c) {
     const std::string path = fmt::format("dram.channel{}", c);
     auto add = [&](const char* name, const char* unit, const char* desc) { return &counters.add(path, name, unit, desc); };
@@ -50,9 +51,17 @@ Dram::Dram(sc_core::sc_module_name name, const ChipConfig& cfg, CounterRegistry&
   }
 }
 
-uint8_t* Dram::page(uint64_t index) {
+uint8_t* Dram::page(uint64_t index, bool whole) {
   auto& p = pages_[index];
-  if (!p) p.reset(new uint8_t[kPageBytes]());
+  if (!p) {
+    if (spare_.empty()) {
+      p.reset(new uint8_t[kPageBytes]);
+    } else {
+      p = std::move(spare_.back());
+      spare_.pop_back();
+    }
+    if (!whole) std::memset(p.get(), 0, kPageBytes);
+  }
   return p.get();
 }
 
@@ -61,7 +70,7 @@ void Dram::backdoor_write(uint64_t addr, const uint8_t* data, size_t n) {
   while (done < n) {
     const uint64_t a = addr + done;
     const size_t len = std::min<uint64_t>(n - done, kPageBytes - a % kPageBytes);
-    std::memcpy(page(a / kPageBytes) + a % kPageBytes, data + done, len);
+    std::memcpy(page(a / kPageBytes, len == kPageBytes) + a % kPageBytes, data + done, len);
     done += len;
   }
 }
@@ -82,6 +91,7 @@ void Dram::backdoor_read(uint64_t addr, uint8_t* data, size_t n) {
 }
 
 void Dram::reset() {
+  for (auto& [index, p] : pages_) spare_.push_back(std::move(p));
   pages_.clear();
   restart_timing();
 }
@@ -107,6 +117,17 @@ unsigned int Dram::transport_dbg(int, tlm::tlm_generic_payload& trans) {
   return static_cast<unsigned int>(n);
 }
 
+bool Dram::get_direct_mem_ptr(int, tlm::tlm_generic_payload& trans, tlm::tlm_dmi& dmi) {
+  const uint64_t addr = trans.get_address();
+  if (addr >= cfg_.dram_bytes) return false;
+  const uint64_t index = addr / kPageBytes;
+  dmi.set_dmi_ptr(page(index, false));
+  dmi.set_start_address(index * kPageBytes);
+  dmi.set_end_address(std::min<uint64_t>(cfg_.dram_bytes, (index + 1) * kPageBytes) - 1);
+  dmi.allow_read_write();
+  return true;
+}
+
 void Dram::b_transport(int, tlm::tlm_generic_payload& trans, sc_time& delay) {
   const uint64_t addr = trans.get_address();
   const size_t n = trans.get_data_length();
@@ -115,23 +136,30 @@ void Dram::b_transport(int, tlm::tlm_generic_payload& trans, sc_time& delay) {
     return;
   }
   const bool write = trans.is_write();
-  if (write)
-    backdoor_write(addr, trans.get_data_ptr(), n);
-  else
-    backdoor_read(addr, trans.get_data_ptr(), n);
+  if (trans.get_extension<TimingOnlyAccess>() == nullptr) {
+    if (write)
+      backdoor_write(addr, trans.get_data_ptr(), n);
+    else
+      backdoor_read(addr, trans.get_data_ptr(), n);
+  }
 
   // Every burst the bytes touch, partial ones whole, each in its channel.
   const sc_time arrive = sc_core::sc_time_stamp() + delay + controller_;
   const int64_t arrival = static_cast<int64_t>(std::ceil((arrive - origin_) / tck_));
+  // The bursts starting in one interleave stripe are consecutive in one channel: one run each.
   const uint64_t interleave = cfg_.dram_interleave();
+  const uint64_t end = addr + n;
   int64_t done = arrival;
-  for (uint64_t b = addr / burst_bytes_ * burst_bytes_; b < addr + n; b += burst_bytes_) {
+  for (uint64_t b = addr / burst_bytes_ * burst_bytes_; b < end;) {
     const uint64_t stripe = b / interleave;
     const uint32_t ch = static_cast<uint32_t>(stripe % cfg_.dram_channels);
     const uint64_t offset = stripe / cfg_.dram_channels * interleave + b % interleave;
-    done = std::max(done, channels_[ch].access(arrival, offset, write));
-    *(write ? counters_[ch].write_bytes : counters_[ch].read_bytes) +=
-        std::min(b + burst_bytes_, addr + n) - std::max(b, addr);
+    const uint64_t run_end = std::min(end, (stripe + 1) * interleave);  // bursts start below this
+    const uint64_t bursts = (run_end - b + burst_bytes_ - 1) / burst_bytes_;
+    done = std::max(done, channels_[ch].access_run(arrival, offset, bursts, write));
+    const uint64_t next = b + bursts * burst_bytes_;
+    *(write ? counters_[ch].write_bytes : counters_[ch].read_bytes) += std::min(next, end) - std::max(b, addr);
+    b = next;
   }
   for (uint32_t ch = 0; ch < channels_.size(); ++ch) {
     const DramChannelStats& s = channels_[ch].stats();

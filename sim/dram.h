@@ -20,6 +20,15 @@
 
 namespace infsim::sim {
 
+// Marks a transaction that is only to be timed, its bytes not mattering (a
+// timing-only run) or moved through the direct memory interface (a DMA
+// copy): the DRAM times and counts it but moves no data; the data pointer
+// may be null.
+struct TimingOnlyAccess : tlm::tlm_extension<TimingOnlyAccess> {
+  tlm::tlm_extension_base* clone() const override { return new TimingOnlyAccess; }
+  void copy_from(const tlm::tlm_extension_base&) override {}
+};
+
 class Dram : public sc_core::sc_module {
  public:
   tlm_utils::multi_passthrough_target_socket<Dram> socket;
@@ -31,7 +40,8 @@ class Dram : public sc_core::sc_module {
   // through the socket's debug transport (transport_dbg).
   void backdoor_write(uint64_t addr, const uint8_t* data, size_t n);
   void backdoor_read(uint64_t addr, uint8_t* data, size_t n);
-  // Frees every page (contents read back as zero), then restart_timing().
+  // Frees every page (contents read back as zero; the memory is kept for
+  // the next run), then restart_timing().
   void reset();
   // All banks closed, channel statistics zero, DRAM cycle 0 and the refresh
   // schedule restarting now. The host interface calls it when a doorbell
@@ -43,7 +53,13 @@ class Dram : public sc_core::sc_module {
   static constexpr uint64_t kPageBytes = 1u << 20;
   void b_transport(int id, tlm::tlm_generic_payload& trans, sc_core::sc_time& delay);
   unsigned int transport_dbg(int id, tlm::tlm_generic_payload& trans);
-  uint8_t* page(uint64_t index);  // allocated, zeroed, on first write
+  // Direct memory interface: the page holding the address (allocated, zeroed,
+  // if it was not), read and write. Valid until the next reset(); the DMA
+  // queues ask again for every transfer instead of keeping it.
+  bool get_direct_mem_ptr(int id, tlm::tlm_generic_payload& trans, tlm::tlm_dmi& dmi);
+  // Page `index`, allocated on first write: zeroed, unless the writer is about
+  // to overwrite all of it (`whole`). Freed pages are kept for reuse.
+  uint8_t* page(uint64_t index, bool whole);
 
   const ChipConfig& cfg_;
   uint64_t burst_bytes_;
@@ -51,6 +67,7 @@ class Dram : public sc_core::sc_module {
   sc_core::sc_time origin_;  // DRAM cycle 0
   std::vector<DramChannelTiming> channels_;
   std::unordered_map<uint64_t, std::unique_ptr<uint8_t[]>> pages_;  // sparse: 8 GiB is not allocated up front
+  std::vector<std::unique_ptr<uint8_t[]>> spare_;                   // freed by reset(), contents stale
   struct ChannelCounters {
     uint64_t *read_bytes, *write_bytes, *reads, *writes, *row_hits, *row_misses, *row_conflicts, *activates,
         *precharges, *refreshes;

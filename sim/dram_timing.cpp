@@ -4,15 +4,52 @@
 
 namespace infsim::sim {
 
+namespace {
+// A burst's address split into its fields, from the least significant:
+// bank group, column (burst within the row), bank in the group, row.
+// next() steps to the following burst without dividing. The bursts that
+// differ only in bank group and column form a row span: they use one open
+// row in one bank of each group.
+class BurstCursor {
+ public:
+  BurstCursor(const DramTimingParams& p, uint64_t channel_offset)
+      : groups_(p.bank_groups), banks_(p.banks_per_group), row_bursts_(p.row_bytes / p.burst_bytes) {
+    const uint64_t burst = channel_offset / p.burst_bytes;
+    group_ = static_cast<uint32_t>(burst % groups_);
+    const uint64_t span = burst / groups_;  // bursts of this bank group before this one
+    column_ = span % row_bursts_;
+    const uint64_t rest = span / row_bursts_;  // which row-sized span of each bank group
+    bank_ = static_cast<uint32_t>(rest % banks_);
+    row_ = rest / banks_;
+  }
+  DramAddress address() const { return {group_ * banks_ + bank_, group_, row_}; }
+  uint64_t position() const { return column_ * groups_ + group_; }  // in the row span
+  uint64_t span_left() const { return row_bursts_ * groups_ - position(); }  // this burst to the span's end
+  void skip(uint64_t k) {  // k bursts ahead, k < span_left()
+    const uint64_t pos = position() + k;
+    group_ = static_cast<uint32_t>(pos % groups_);
+    column_ = pos / groups_;
+  }
+  void next() {
+    if (++group_ < groups_) return;
+    group_ = 0;
+    if (++column_ < row_bursts_) return;
+    column_ = 0;
+    if (++bank_ < banks_) return;
+    bank_ = 0;
+    ++row_;
+  }
+
+ private:
+  uint32_t groups_, banks_;
+  uint64_t row_bursts_;
+  uint32_t group_, bank_;
+  uint64_t column_, row_;
+};
+}  // namespace
+
 DramAddress decode_dram_address(const DramTimingParams& p, uint64_t channel_offset) {
-  const uint64_t burst = channel_offset / p.burst_bytes;
-  const uint64_t row_bursts = p.row_bytes / p.burst_bytes;
-  DramAddress a;
-  a.bank_group = static_cast<uint32_t>(burst % p.bank_groups);
-  const uint64_t rest = burst / p.bank_groups / row_bursts;  // which row-sized span of each bank group
-  a.bank = a.bank_group * p.banks_per_group + static_cast<uint32_t>(rest % p.banks_per_group);
-  a.row = rest / p.banks_per_group;
-  return a;
+  return BurstCursor(p, channel_offset).address();
 }
 
 DramChannelTiming::DramChannelTiming(const DramTimingParams& p) : p_(p) { reset(); }
@@ -75,14 +112,13 @@ void DramChannelTiming::refresh(int64_t not_before) {
   ++stats_.refreshes;
 }
 
-int64_t DramChannelTiming::access(int64_t arrival, uint64_t channel_offset, bool write) {
+int64_t DramChannelTiming::serve(int64_t arrival, const DramAddress& a, bool write) {
   int64_t pick = std::max(arrival, last_cmd_ + 1);
   while (next_refresh_ <= pick) {
     refresh(next_refresh_);
     next_refresh_ += p_.tREFI;
     pick = std::max(pick, last_cmd_ + 1);
   }
-  const DramAddress a = decode_dram_address(p_, channel_offset);
   Bank& b = banks_[a.bank];
   if (b.open && b.row == a.row) {
     ++stats_.row_hits;
@@ -115,6 +151,62 @@ int64_t DramChannelTiming::access(int64_t arrival, uint64_t channel_offset, bool
   b.rd = last_rd_ = col;
   ++stats_.reads;
   return col + p_.tCL + p_.burst_cycles;
+}
+
+int64_t DramChannelTiming::access(int64_t arrival, uint64_t channel_offset, bool write) {
+  return serve(arrival, decode_dram_address(p_, channel_offset), write);
+}
+
+// A stream of row hits settles into one column command every `step` cycles
+// (tCCD_S, at least one command cycle) when the bank-group constraint cannot
+// bind: bank_groups x step >= tCCD_L. Once the last bank_groups bursts of the
+// run were such hits in the current row span, every bank the span uses is
+// open at the right row and each bank group's last column command is the one
+// bank_groups bursts back. Burst i after that (i = 0, 1, ...) then has its
+// pick at last + i step + 1 and every constraint met by last + (i + 1) step:
+// tRCD (its bank's command in the window came after ACT + tRCD), tCCD_S,
+// tCCD_L (bank_groups bursts back), and the arrival and the other
+// direction's turnaround, which are the same for the whole run and were met
+// by the window's commands. So as long as the bursts stay in the span and no
+// refresh falls due, they are served in closed form: the same commands and
+// state as serve() would produce.
+int64_t DramChannelTiming::access_run(int64_t arrival, uint64_t channel_offset, uint64_t count, bool write) {
+  const uint32_t groups = p_.bank_groups;
+  const int64_t step = std::max<int64_t>(1, p_.tCCD_S);
+  const bool streams = int64_t{groups} * step >= p_.tCCD_L;
+  int64_t done = arrival;
+  uint64_t streak = 0;  // bursts just served as row hits, each `step` after the one before
+  for (BurstCursor c(p_, channel_offset); count > 0;) {
+    const int64_t last = last_col_;
+    if (streams && streak >= groups && c.position() >= groups && next_refresh_ > last + 1) {
+      const uint64_t before_refresh = static_cast<uint64_t>((next_refresh_ - last - 2) / step) + 1;
+      const uint64_t k = std::min({count, c.span_left(), before_refresh});
+      // Only the last burst of each bank group leaves state behind.
+      const uint64_t tail = std::min<uint64_t>(k, groups);
+      c.skip(k - tail);
+      for (uint64_t i = k - tail; i < k; ++i, c.next()) {
+        const int64_t col = last + static_cast<int64_t>(i + 1) * step;
+        const DramAddress a = c.address();
+        group_col_[a.bank_group] = col;
+        (write ? banks_[a.bank].wr : banks_[a.bank].rd) = col;
+        if (write) group_wr_[a.bank_group] = col;
+      }
+      last_col_ = last_cmd_ = last + static_cast<int64_t>(k) * step;
+      (write ? last_wr_ : last_rd_) = last_col_;
+      (write ? stats_.writes : stats_.reads) += k;
+      stats_.row_hits += k;
+      done = std::max(done, last_col_ + (write ? p_.tCWL : p_.tCL) + p_.burst_cycles);
+      count -= k;
+      streak += k;
+      continue;
+    }
+    const uint64_t hits = stats_.row_hits;
+    done = std::max(done, serve(arrival, c.address(), write));
+    streak = stats_.row_hits > hits && last_col_ == last + step ? streak + 1 : 0;
+    c.next();
+    --count;
+  }
+  return done;
 }
 
 }  // namespace infsim::sim

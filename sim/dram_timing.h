@@ -65,6 +65,12 @@ class DramChannelTiming {
   explicit DramChannelTiming(const DramTimingParams& p);
   // Serves one burst arriving at cycle `arrival`; returns its completion cycle.
   int64_t access(int64_t arrival, uint64_t channel_offset, bool write);
+  // Serves `count` bursts at consecutive channel offsets from channel_offset,
+  // all arriving at `arrival`, in order; returns the latest completion. The
+  // same as access() for each (tests/cpp/test_dram_timing.cpp compares
+  // them), with the address stepped from burst to burst rather than decoded
+  // anew.
+  int64_t access_run(int64_t arrival, uint64_t channel_offset, uint64_t count, bool write);
   const DramChannelStats& stats() const { return stats_; }
   // All banks closed, statistics cleared, the first refresh due at tREFI.
   void reset();
@@ -77,6 +83,7 @@ class DramChannelTiming {
     uint64_t row = 0;
     int64_t act = kNone, pre = kNone, rd = kNone, wr = kNone;  // last command cycles
   };
+  int64_t serve(int64_t arrival, const DramAddress& a, bool write);
   int64_t issue(int64_t earliest);  // the first cycle >= earliest after the previous command
   void precharge(uint32_t bank, int64_t not_before);
   void activate(uint32_t bank, uint32_t group, uint64_t row, int64_t not_before);

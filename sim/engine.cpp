@@ -108,7 +108,7 @@ void EngineBase::run_stream() {
     const uint64_t phase = (sc_core::sc_time_stamp() - origin_).value() % period.value();  // time resolution units
     if (phase) sc_core::wait(sc_core::sc_time::from_value(period.value() - phase));
     Cost cost;
-    values_ = id_ >= isa::Engine::dma0 || core_.values_needed(ins);
+    values_ = id_ >= isa::Engine::dma0 ? core_.values_matter() : core_.values_needed(ins);
     try {
       cost = execute_common(ins);
     } catch (const DeviceFault& e) {

@@ -80,7 +80,7 @@ class EngineBase : public sc_core::sc_module {
   NeuronCore& core_;
   const isa::Engine id_;
   const sc_core::sc_time period_;
-  bool values_ = true;  // compute this instruction's values (false: timing only)
+  bool values_ = true;  // compute (DMA: move) this instruction's values (false: timing only)
   sc_core::sc_time origin_;  // the current run's start: clock edge 0
   // How this engine rounds narrowing writes (RNE, or its own seeded
   // stochastic stream); set afresh from the configuration by every load(),

@@ -32,9 +32,12 @@ class NeuronCore : public sc_core::sc_module {
 
   // Timing-only runs compute cycles but not values. The one way values steer
   // timing is a dma_gather's row indices, so instructions whose operands
-  // overlap a gather's index operand still compute; DMA always moves data.
+  // overlap a gather's index operand still compute, and DMA moves data and
+  // stationary loads read it unless the core's program has no gather at all.
   void set_timing_only(bool on) { timing_only_ = on; }
   bool values_needed(const isa::Instruction& ins) const;
+  // Whether any value can matter in this run: false only for timing-only runs without gathers.
+  bool values_matter() const { return !timing_only_ || !gather_indices_.empty(); }
   void reset();                            // clears SRAM, semaphores, engine state
   void start();
   bool all_finished() const;

@@ -28,61 +28,60 @@ uint64_t pattern_end(const isa::AccessPattern& ap) {
 }
 }  // namespace
 
-template <typename Fn>
-void OnChipMemory::runs(const isa::AccessPattern& ap, Fn&& fn) {
+numerics::Layout OnChipMemory::layout(const isa::AccessPattern& ap) const {
   const int64_t size = isa::dtype_bytes(ap.dtype);
-  for (uint32_t p = 0; p < ap.part_count; ++p) {
-    uint8_t* base = partition(ap.part_start + p) + ap.offset;
-    for_each_run(ap.ndim, ap.dims, [&](int64_t off, uint32_t n, int32_t step) { fn(base + off * size, n, step); });
+  const auto d = coalesced(ap.ndim, ap.dims);
+  numerics::Layout l;
+  l.count[0] = ap.part_count;
+  l.stride[0] = static_cast<int64_t>(partition_bytes_);
+  for (int i = 0; i < 4; ++i) {
+    l.count[i + 1] = d[i].num;
+    l.stride[i + 1] = d[i].step * size;
   }
+  return l;
 }
 
 void OnChipMemory::read(const isa::AccessPattern& ap, float* out) {
-  runs(ap, [&](const uint8_t* q, uint32_t n, int32_t step) {
-    if (ap.dtype == isa::Dtype::fp32 && step == 1) {
-      std::memcpy(out, q, n * 4u);
-      out += n;
-      return;
-    }
-    for (uint32_t i = 0; i < n; ++i) *out++ = numerics::load(ap.dtype, q, static_cast<int64_t>(i) * step);
-  });
+  numerics::load_elements(ap.dtype, partition(ap.part_start) + ap.offset, layout(ap), out);
 }
 
 void OnChipMemory::write(const isa::AccessPattern& ap, const float* in) {
   written(pattern_end(ap));
-  runs(ap, [&](uint8_t* q, uint32_t n, int32_t step) {
-    if (ap.dtype == isa::Dtype::fp32 && step == 1) {
-      std::memcpy(q, in, n * 4u);
-      in += n;
-      return;
-    }
-    for (uint32_t i = 0; i < n; ++i) numerics::store(ap.dtype, q, static_cast<int64_t>(i) * step, *in++);
-  });
+  numerics::store_elements(ap.dtype, partition(ap.part_start) + ap.offset, layout(ap), in);
 }
 
 void OnChipMemory::write(const isa::AccessPattern& ap, const float* in, numerics::Rounding& rounding) {
-  if (!rounding.is_stochastic() || !numerics::stochastic_capable(ap.dtype)) return write(ap, in);
   written(pattern_end(ap));
-  runs(ap, [&](uint8_t* q, uint32_t n, int32_t step) {
-    for (uint32_t i = 0; i < n; ++i)
-      numerics::store_stochastic(ap.dtype, q, static_cast<int64_t>(i) * step, *in++, rounding.next());
-  });
+  numerics::store_elements(ap.dtype, partition(ap.part_start) + ap.offset, layout(ap), in, rounding);
+}
+
+float* OnChipMemory::fp32_rows(const isa::AccessPattern& ap, size_t& row_stride) {
+  if (ap.dtype != isa::Dtype::fp32 || ap.offset % 4 || partition_bytes_ % 4) return nullptr;
+  const numerics::Layout l = layout(ap);
+  if (l.count[1] * l.count[2] * l.count[3] != 1 || (l.stride[4] != 4 && l.count[4] > 1)) return nullptr;
+  written(pattern_end(ap));
+  row_stride = partition_bytes_ / 4;
+  return reinterpret_cast<float*>(partition(ap.part_start) + ap.offset);
 }
 
 void OnChipMemory::read_raw(const isa::AccessPattern& ap, void* out) {
   const unsigned size = isa::dtype_bytes(ap.dtype);
+  const numerics::Layout l = layout(ap);
+  const uint8_t* base = partition(ap.part_start) + ap.offset;
   auto* o = static_cast<uint8_t*>(out);
-  runs(ap, [&](const uint8_t* q, uint32_t n, int32_t step) {
-    for (uint32_t i = 0; i < n; ++i, o += size) std::memcpy(o, q + int64_t(i) * step * size, size);
+  l.for_each_run([&](int64_t offset) {
+    for (uint64_t i = 0; i < l.count[4]; ++i, o += size) std::memcpy(o, base + offset + int64_t(i) * l.stride[4], size);
   });
 }
 
 void OnChipMemory::write_raw(const isa::AccessPattern& ap, const void* in) {
   written(pattern_end(ap));
   const unsigned size = isa::dtype_bytes(ap.dtype);
+  const numerics::Layout l = layout(ap);
+  uint8_t* base = partition(ap.part_start) + ap.offset;
   const auto* o = static_cast<const uint8_t*>(in);
-  runs(ap, [&](uint8_t* q, uint32_t n, int32_t step) {
-    for (uint32_t i = 0; i < n; ++i, o += size) std::memcpy(q + int64_t(i) * step * size, o, size);
+  l.for_each_run([&](int64_t offset) {
+    for (uint64_t i = 0; i < l.count[4]; ++i, o += size) std::memcpy(base + offset + int64_t(i) * l.stride[4], o, size);
   });
 }
 

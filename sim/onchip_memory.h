@@ -40,12 +40,16 @@ class OnChipMemory {
   // The same without conversion: elements of the pattern's own dtype, packed.
   void read_raw(const isa::AccessPattern& ap, void* out);
   void write_raw(const isa::AccessPattern& ap, const void* in);
+  // An FP32 pattern whose elements are one contiguous stretch in each
+  // partition, as rows to update in place: element (p, i) is at
+  // result[p * row_stride + i]. Marks the pattern written. nullptr for any
+  // other pattern (or a misaligned one).
+  float* fp32_rows(const isa::AccessPattern& ap, size_t& row_stride);
 
  private:
-  // Calls fn(first byte, count, step in elements) for every innermost run of
-  // the pattern, partition by partition, in element order.
-  template <typename Fn>
-  void runs(const isa::AccessPattern& ap, Fn&& fn);
+  // Where the pattern's elements lie from its first one: partitions
+  // outermost, then the free dimensions (coalesced), in element order.
+  numerics::Layout layout(const isa::AccessPattern& ap) const;
 
   std::string name_;
   uint32_t partitions_;
@@ -56,12 +60,34 @@ class OnChipMemory {
 
 uint64_t free_size(const isa::AccessPattern& ap);
 
-// Calls fn(element_offset, run_length) for each innermost run of the free
-// dimensions, in order; runs are contiguous only when the innermost step is 1.
+// The free dimensions right-aligned (d[3] innermost, unused outer ones
+// {1, 0}), with dimensions that continue each other (an outer step equal to
+// the inner dimension's extent) merged into one, so that a pattern covering
+// one stretch of elements has a single dimension. Same elements, same order.
+inline std::array<isa::FreeDim, 4> coalesced(uint32_t ndim, const std::array<isa::FreeDim, 4>& dims) {
+  std::array<isa::FreeDim, 4> d{{{1, 0}, {1, 0}, {1, 0}, {1, 0}}};
+  int inner = 4;  // d[inner..3] hold the dimensions placed so far
+  for (uint32_t i = ndim; i-- > 0;) {
+    const isa::FreeDim& x = dims[i];
+    if (x.num == 1 && ndim > 1) continue;  // contributes nothing
+    if (inner < 4) {
+      isa::FreeDim& in = d[inner];
+      if (x.step == static_cast<int64_t>(in.num) * in.step && static_cast<uint64_t>(x.num) * in.num <= UINT32_MAX) {
+        in.num *= x.num;  // x continues `in`: one longer dimension
+        continue;
+      }
+    }
+    d[--inner] = x;
+  }
+  return d;
+}
+
+// Calls fn(element_offset, run_length, step) for each innermost run of the
+// (coalesced) free dimensions, in order; runs are contiguous only when the
+// step is 1.
 template <typename Fn>
 void for_each_run(uint32_t ndim, const std::array<isa::FreeDim, 4>& dims, Fn&& fn) {
-  isa::FreeDim d[4] = {{1, 0}, {1, 0}, {1, 0}, {1, 0}};
-  for (uint32_t i = 0; i < ndim; ++i) d[4 - ndim + i] = dims[i];  // right-align: d[3] innermost
+  const std::array<isa::FreeDim, 4> d = coalesced(ndim, dims);
   for (uint32_t a = 0; a < d[0].num; ++a)
     for (uint32_t b = 0; b < d[1].num; ++b)
       for (uint32_t c = 0; c < d[2].num; ++c)

@@ -18,8 +18,8 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
-#include <vector>
 
 #include "isa_gen.h"
 
@@ -62,6 +62,18 @@ class SystolicTiming {
 // s[m][n] = sum_k w[k][m] * x[k][n], summed down the array in increasing k in
 // FP32 from zero (each product rounded to FP32: exact for BF16/FP16 inputs);
 // then PSUM's read-accumulate-write: out = accumulate ? out + s : s.
-void systolic_matmul(const float* w, const float* x, float* out, uint32_t k, uint32_t m, uint32_t n, bool accumulate);
+// w is [k][m] and x [k][n], packed; out row mi starts at out + mi * out_stride
+// (0: n, packed).
+void systolic_matmul(const float* w, const float* x, float* out, uint32_t k, uint32_t m, uint32_t n, bool accumulate,
+                     size_t out_stride = 0);
+
+// The implementations systolic_matmul chooses from (the widest this CPU
+// runs). Each computes exactly the sums above, bit for bit; they differ only
+// in how many outputs they work on at once. Exposed so that tests can compare
+// every one the CPU supports against the reference loop.
+enum class MatmulIsa { portable, avx2, avx512 };
+bool matmul_isa_supported(MatmulIsa isa);
+void systolic_matmul(MatmulIsa isa, const float* w, const float* x, float* out, uint32_t k, uint32_t m, uint32_t n,
+                     bool accumulate, size_t out_stride = 0);
 
 }  // namespace infsim::sim

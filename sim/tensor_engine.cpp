@@ -28,9 +28,9 @@ EngineBase::Cost TensorEngine::load(const isa::AccessPattern& src) {
   s.rows = src.part_count;
   s.cols = cols;
   s.dtype = src.dtype;
-  // Read even in timing-only runs (it is small): a later multiply may need values.
+  // Read even in timing-only runs (it is small) if a later multiply may need values.
   s.values.resize(size_t{s.rows} * s.cols);
-  core_.memory(src.space).read(src, s.values.data());
+  if (core_.values_matter()) core_.memory(src.space).read(src, s.values.data());
   // Issues at once; complete when loaded.
   return {1, l.ready - now - 1, l.ready - l.start};
 }
@@ -62,6 +62,12 @@ void TensorEngine::multiply(const isa::MultiplyMoving& x, const Stationary& s) {
                                        static_cast<uint32_t>(w * static_cast<int32_t>(row[ni])));
       }
     core_.psum().write_raw(x.dst, acc.data());
+    return;
+  }
+  // FP32 rows of PSUM are updated in place; other destinations go through a copy.
+  size_t stride = 0;
+  if (float* rows = free_size(x.dst) == n ? core_.psum().fp32_rows(x.dst, stride) : nullptr) {
+    systolic_matmul(s.values.data(), moving_.data(), rows, k, m, n, x.accumulate, stride);
     return;
   }
   out_.resize(size_t{m} * n);

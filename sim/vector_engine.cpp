@@ -13,40 +13,40 @@ namespace infsim::sim {
 VectorEngine::VectorEngine(sc_core::sc_module_name name, NeuronCore& core)
     : EngineBase(name, core, isa::Engine::vector) {}
 
-float alu(isa::AluOp op, float a, float b) {
-  using isa::AluOp;
-  auto i32 = [](float v) { return numerics::f32_to_int32(v); };
-  switch (op) {
-    case AluOp::add: return a + b;
-    case AluOp::sub: return a - b;
-    case AluOp::mul: return a * b;
-    case AluOp::div: return a / b;
-    // IEEE maxNum/minNum: a NaN operand yields the other operand.
-    case AluOp::max: return std::fmax(a, b);
-    case AluOp::min: return std::fmin(a, b);
-    case AluOp::eq: return a == b ? 1.0f : 0.0f;
-    case AluOp::ne: return a != b ? 1.0f : 0.0f;
-    case AluOp::lt: return a < b ? 1.0f : 0.0f;
-    case AluOp::le: return a <= b ? 1.0f : 0.0f;
-    case AluOp::gt: return a > b ? 1.0f : 0.0f;
-    case AluOp::ge: return a >= b ? 1.0f : 0.0f;
-    case AluOp::bitwise_and: return static_cast<float>(i32(a) & i32(b));
-    case AluOp::bitwise_or: return static_cast<float>(i32(a) | i32(b));
-    case AluOp::bitwise_xor: return static_cast<float>(i32(a) ^ i32(b));
-    case AluOp::bypass: return a;
-  }
-  return a;
-}
-
 namespace {
 
-// The switch on the operator stays outside the element loop.
+// The vector ALU with the operator as a template parameter, so that the
+// loops over elements compile to straight-line (vectorisable) code.
+template <isa::AluOp Op>
+inline float alu(float a, float b) {
+  using isa::AluOp;
+  auto i32 = [](float v) { return numerics::f32_to_int32(v); };
+  if constexpr (Op == AluOp::add) return a + b;
+  if constexpr (Op == AluOp::sub) return a - b;
+  if constexpr (Op == AluOp::mul) return a * b;
+  if constexpr (Op == AluOp::div) return a / b;
+  // IEEE maxNum/minNum: a NaN operand yields the other operand.
+  if constexpr (Op == AluOp::max) return std::fmax(a, b);
+  if constexpr (Op == AluOp::min) return std::fmin(a, b);
+  if constexpr (Op == AluOp::eq) return a == b ? 1.0f : 0.0f;
+  if constexpr (Op == AluOp::ne) return a != b ? 1.0f : 0.0f;
+  if constexpr (Op == AluOp::lt) return a < b ? 1.0f : 0.0f;
+  if constexpr (Op == AluOp::le) return a <= b ? 1.0f : 0.0f;
+  if constexpr (Op == AluOp::gt) return a > b ? 1.0f : 0.0f;
+  if constexpr (Op == AluOp::ge) return a >= b ? 1.0f : 0.0f;
+  if constexpr (Op == AluOp::bitwise_and) return static_cast<float>(i32(a) & i32(b));
+  if constexpr (Op == AluOp::bitwise_or) return static_cast<float>(i32(a) | i32(b));
+  if constexpr (Op == AluOp::bitwise_xor) return static_cast<float>(i32(a) ^ i32(b));
+  if constexpr (Op == AluOp::bypass) return a;
+}
+
+// Calls fn(f) with f(a, b) the operator: the switch stays outside the element loop.
 template <typename Fn>
 void for_op(isa::AluOp op, Fn&& fn) {
   switch (op) {
-#define INFSIM_ALU_CASE(name) \
-  case isa::AluOp::name:      \
-    fn([](float a, float b) { return alu(isa::AluOp::name, a, b); }); \
+#define INFSIM_ALU_CASE(name)                                         \
+  case isa::AluOp::name:                                              \
+    fn([](float a, float b) { return alu<isa::AluOp::name>(a, b); }); \
     return;
     INFSIM_ALU_CASE(add)
     INFSIM_ALU_CASE(sub)
@@ -69,6 +69,12 @@ void for_op(isa::AluOp op, Fn&& fn) {
 }
 
 }  // namespace
+
+float alu(isa::AluOp op, float a, float b) {
+  float r = a;
+  for_op(op, [&](auto f) { r = f(a, b); });
+  return r;
+}
 
 EngineBase::Cost VectorEngine::execute(const isa::Instruction& ins) {
   const Cost c = cost(ins);  // also rejects instructions this engine does not run
@@ -106,7 +112,9 @@ void VectorEngine::compute(const isa::Instruction& ins) {
     read(x->in0, a_);
     read(x->in1, b_);
     for_op(x->op, [&](auto f) {
-      for (size_t i = 0; i < a_.size(); ++i) a_[i] = f(a_[i], b_[i]);
+      float* a = a_.data();
+      const float* b = b_.data();
+      for (size_t i = 0, n = a_.size(); i < n; ++i) a[i] = f(a[i], b[i]);
     });
     write(x->dst, a_);
     // Two SBUF operands share the read port; reading one from PSUM halves that.
@@ -126,11 +134,11 @@ void VectorEngine::compute(const isa::Instruction& ins) {
     scalars(x->col1, x->imm1, c_);
     for_op(x->op0, [&](auto f0) {
       for_op(x->op1, [&](auto f1) {
-        for (uint32_t pi = 0; pi < p; ++pi)
-          for (uint64_t i = 0; i < n; ++i) {
-            float& v = a_[pi * n + i];
-            v = f1(f0(v, b_[pi]), c_[pi]);
-          }
+        for (uint32_t pi = 0; pi < p; ++pi) {
+          float* v = a_.data() + pi * n;
+          const float s0 = b_[pi], s1 = c_[pi];
+          for (uint64_t i = 0; i < n; ++i) v[i] = f1(f0(v[i], s0), s1);
+        }
       });
     });
     write(x->dst, a_);

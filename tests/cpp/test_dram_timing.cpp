@@ -7,8 +7,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <deque>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include "sim/dram_timing.h"
@@ -295,4 +297,92 @@ TEST(DramTiming, FastModelSimpleSequences) {
   EXPECT_EQ(t.stats().row_hits, 1u);
   EXPECT_EQ(t.stats().row_misses, 1u);
   EXPECT_EQ(t.stats().row_conflicts, 1u);
+}
+
+// access_run (a transaction's consecutive bursts, the address stepped from
+// burst to burst) against access() burst by burst on a twin channel: the same
+// latest completion, statistics and later behaviour, for runs that start and
+// end anywhere (across columns, bank groups, banks and rows) and arrive
+// anywhere relative to the refresh schedule.
+namespace {
+
+void expect_runs_agree(const DramTimingParams& p, const std::vector<std::array<int64_t, 4>>& runs) {
+  DramChannelTiming bulk(p), single(p);
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const auto [arrival, offset, count, write] = runs[i];
+    int64_t want = arrival;
+    for (int64_t j = 0; j < count; ++j)
+      want = std::max(want, single.access(arrival, static_cast<uint64_t>(offset + j * p.burst_bytes), write != 0));
+    ASSERT_EQ(bulk.access_run(arrival, static_cast<uint64_t>(offset), static_cast<uint64_t>(count), write != 0), want)
+        << "run " << i << " at " << offset << " x " << count;
+    const DramChannelStats &a = bulk.stats(), &b = single.stats();
+    ASSERT_EQ(std::tie(a.reads, a.writes, a.row_hits, a.row_misses, a.row_conflicts, a.activates, a.precharges,
+                       a.refreshes),
+              std::tie(b.reads, b.writes, b.row_hits, b.row_misses, b.row_conflicts, b.activates, b.precharges,
+                       b.refreshes))
+        << "run " << i;
+  }
+}
+
+void random_runs_agree(const DramTimingParams& p, uint32_t seed) {
+  std::mt19937_64 rng(seed);
+  const uint64_t span = uint64_t{p.row_bytes} * p.bank_groups;  // one row of every bank group
+  std::vector<std::array<int64_t, 4>> runs;
+  int64_t t = 0;
+  uint64_t addr = 0;
+  for (int i = 0; i < 400; ++i) {
+    switch (rng() % 4) {
+      case 0: addr = rng() % (uint64_t{1} << 28); break;                    // anywhere
+      case 1: addr = (1 + rng() % 64) * span - p.burst_bytes * (rng() % 3); break;  // at a row boundary
+      default: break;                                                        // where the last run ended
+    }
+    addr = addr / p.burst_bytes * p.burst_bytes;
+    const int64_t count = 1 + static_cast<int64_t>(rng() % 3 ? rng() % 80 : rng() % (3 * span / p.burst_bytes));
+    t += rng() % 8 == 0 ? static_cast<int64_t>(rng() % 20000) : static_cast<int64_t>(rng() % 200);
+    runs.push_back({t, static_cast<int64_t>(addr), count, static_cast<int64_t>(rng() % 3 == 0)});
+    addr += count * p.burst_bytes;
+  }
+  expect_runs_agree(p, runs);
+}
+
+}  // namespace
+
+// Column spacing at the edge of what a stream of hits sustains: tCCD_L equal
+// to, then just above, bank_groups x tCCD_S (the bank-group constraint
+// binds); and tCCD_S = 0 (one command per cycle) with two bank groups.
+DramTimingParams ccd_edge(uint32_t tccd_l) {
+  DramTimingParams p = ddr4();
+  p.tCCD_L = tccd_l;
+  return p;
+}
+DramTimingParams two_groups() {
+  DramTimingParams p = hbm();
+  p.bank_groups = 2;
+  p.tCCD_S = 0, p.tCCD_L = 2;
+  return p;
+}
+
+TEST(DramTiming, RunsMatchBurstByBurstAccess) {
+  for (uint32_t seed = 21; seed <= 24; ++seed) random_runs_agree(ddr4(), seed);
+  for (uint32_t seed = 31; seed <= 34; ++seed) random_runs_agree(hbm(), seed);
+  for (uint32_t seed = 41; seed <= 42; ++seed) {
+    random_runs_agree(ccd_edge(16), seed);
+    random_runs_agree(ccd_edge(17), seed);
+    random_runs_agree(two_groups(), seed);
+  }
+}
+
+TEST(DramTiming, RunsAcrossEveryAddressBoundaryAndRefresh) {
+  for (const DramTimingParams& p : {ddr4(), hbm()}) {
+    const int64_t span = int64_t{p.row_bytes} * p.bank_groups;
+    // Two-burst runs straddling each field's carry: bank group, column, bank, row.
+    std::vector<std::array<int64_t, 4>> runs;
+    for (int64_t edge : {int64_t{p.burst_bytes} * p.bank_groups, span, span * p.banks_per_group,
+                         span * p.banks_per_group * 3})
+      for (int64_t back = 1; back <= 2; ++back) runs.push_back({0, edge - back * p.burst_bytes, 2 * back, 0});
+    expect_runs_agree(p, runs);
+    // A refresh falling due at every position of a run: arrivals swept across tREFI.
+    for (int64_t arrival = p.tREFI - 400; arrival <= p.tREFI + 4; arrival += 3)
+      expect_runs_agree(p, {{0, 0, 64, 0}, {arrival, span - 16 * p.burst_bytes, 64, arrival % 2}});
+  }
 }

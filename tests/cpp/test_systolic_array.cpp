@@ -7,11 +7,17 @@
 // output bit must agree.
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include <array>
+#include <cmath>
 #include <cstring>
 #include <deque>
+#include <functional>
+#include <limits>
 #include <optional>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "sim/systolic_array.h"
@@ -278,4 +284,115 @@ TEST(SystolicArray, BackToBackLargeMatmulsKeepTheArrayBusy) {
     now = m.start + 1;
   }
   EXPECT_EQ(last - first, 3u * 512);
+}
+
+// --- systolic_matmul's vectorised implementations against the definition ----
+
+namespace {
+
+// The definition, element by element: a sum from +0 over k increasing, each
+// product rounded, then the PSUM accumulate.
+void reference_matmul(const std::vector<float>& w, const std::vector<float>& x, std::vector<float>& out, uint32_t k,
+                      uint32_t m, uint32_t n, bool accumulate, size_t stride) {
+  for (uint32_t mi = 0; mi < m; ++mi)
+    for (uint32_t ni = 0; ni < n; ++ni) {
+      float s = 0.0f;
+      for (uint32_t ki = 0; ki < k; ++ki) {
+        const float p = w[size_t{ki} * m + mi] * x[size_t{ki} * n + ni];
+        s = s + p;
+      }
+      float& o = out[mi * stride + ni];
+      o = accumulate ? o + s : s;
+    }
+}
+
+float bits_to_float(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+uint32_t float_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+
+// Bit-identical, except that any NaN matches any NaN: which NaN payload wins
+// when two meet depends on operand order, which the compiler may swap.
+void expect_same_bits(const std::vector<float>& got, const std::vector<float>& want, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (std::isnan(got[i]) && std::isnan(want[i])) continue;
+    ASSERT_EQ(float_bits(got[i]), float_bits(want[i])) << what << " element " << i << ": " << got[i] << " vs " << want[i];
+  }
+}
+
+struct Kind {
+  const char* name;
+  std::function<float(std::mt19937&)> value;
+};
+
+void compare_with_reference(MatmulIsa isa, const Kind& kind, std::mt19937& rng, uint32_t k, uint32_t m, uint32_t n) {
+  std::vector<float> w(size_t{k} * m), x(size_t{k} * n);
+  for (float& v : w) v = kind.value(rng);
+  for (float& v : x) v = kind.value(rng);
+  const size_t stride = n + rng() % 3;  // rows of out may be further apart than n
+  std::vector<float> init(m * stride);
+  for (float& v : init) v = kind.value(rng);
+  for (bool accumulate : {false, true}) {
+    std::vector<float> want = init, got = init;
+    reference_matmul(w, x, want, k, m, n, accumulate, stride);
+    systolic_matmul(isa, w.data(), x.data(), got.data(), k, m, n, accumulate, stride);
+    expect_same_bits(got, want,
+                     fmt::format("isa {} {} k={} m={} n={} accumulate={}", static_cast<int>(isa), kind.name, k, m, n,
+                                 accumulate));
+  }
+}
+
+float bf16_uniform(std::mt19937& rng) {
+  return bits_to_float(float_bits(std::uniform_real_distribution<float>(-4, 4)(rng)) & 0xffff0000u);
+}
+
+// BF16 values over the whole exponent range: products that underflow into
+// FP32 subnormals or overflow, BF16 subnormals, zeros of both signs, infinities.
+float bf16_extreme(std::mt19937& rng) {
+  switch (rng() % 16) {
+    case 0: return 0.0f;
+    case 1: return -0.0f;
+    case 2: return std::numeric_limits<float>::infinity();
+    case 3: return bits_to_float((rng() & 0x807fu) << 16);  // BF16 subnormal
+    default: return bits_to_float((rng() & 0xffffu) << 16 & 0xff7fffffu);  // finite, any exponent
+  }
+}
+
+const Kind kKinds[] = {
+    {"bf16", bf16_uniform},
+    {"fp32", [](std::mt19937& rng) { return std::uniform_real_distribution<float>(-4, 4)(rng); }},
+    {"fp16-like", [](std::mt19937& rng) {  // 11 significant bits, exponents -14..15
+       return std::ldexp(static_cast<float>(static_cast<int>(rng() % 4096) - 2048), static_cast<int>(rng() % 30) - 25);
+     }},
+    {"bf16-extreme", bf16_extreme},
+    {"bf16-nan", [](std::mt19937& rng) { return rng() % 64 ? bf16_uniform(rng) : std::nanf(""); }},
+};
+
+}  // namespace
+
+TEST(SystolicMatmul, EveryImplementationMatchesTheDefinitionBitForBit) {
+  std::mt19937 rng(7);
+  for (MatmulIsa isa : {MatmulIsa::portable, MatmulIsa::avx2, MatmulIsa::avx512}) {
+    if (!matmul_isa_supported(isa)) continue;
+    for (const Kind& kind : kKinds) {
+      // Shapes below, at and above every block size, and random awkward ones.
+      for (uint32_t s : {1u, 2u, 3u, 4u, 5u, 7u, 8u, 9u, 15u, 16u, 17u, 31u, 33u, 63u, 64u, 65u, 127u, 128u})
+        compare_with_reference(isa, kind, rng, 1 + rng() % 128, s, s);
+      for (int i = 0; i < 12; ++i)
+        compare_with_reference(isa, kind, rng, 1 + rng() % 128, 1 + rng() % 128, 1 + rng() % 512);
+    }
+  }
+}
+
+TEST(SystolicMatmul, FullSizeBf16Tile) {
+  std::mt19937 rng(8);
+  for (MatmulIsa isa : {MatmulIsa::portable, MatmulIsa::avx2, MatmulIsa::avx512})
+    if (matmul_isa_supported(isa)) compare_with_reference(isa, kKinds[0], rng, 128, 64, 512);
 }
