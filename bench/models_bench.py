@@ -12,7 +12,10 @@ Per case, measured in this run on this machine:
   simulated_cycles, cycles_per_wall_s
   peak_rss_mib         peak resident memory of a fresh process that loads the
                        executable and simulates it once (no PyTorch in it)
+  sim_rss_mib          the same less the process's memory before loading the
+                       executable (interpreter, numpy, infsim: about 48 MiB)
   exe_mib, activation_mib   executable size; DRAM high-water of activations
+  memory_ratio         sim_rss_mib / (exe_mib + activation_mib), the issue's measure
   cosine               against PyTorch FP32
 
     bench/models_bench.py [--cases resnet50:1,resnet50:8,bert_base:1] [--repeat N] [--json OUT]
@@ -38,16 +41,22 @@ from infsim.compiler import compile_model  # noqa: E402
 
 DEFAULT = "resnet50:1,resnet50:8,bert_base:1"
 
-# Run in a fresh interpreter: simulate once, report the peak RSS (KiB on Linux).
+# Run in a fresh interpreter: simulate once; report the peak resident memory
+# (VmHWM: ru_maxrss would carry the parent's over fork and exec) and the
+# resident memory before loading the executable (the interpreter, numpy and
+# infsim), in KiB.
 PEAK_SCRIPT = """
-import resource, sys, numpy as np
+import sys, numpy as np
 sys.path.insert(0, {python!r})
 from infsim import runtime
+def status(key):
+    return int(open("/proc/self/status").read().split(key + ":")[1].split()[0])
+base = status("VmRSS")
 exe = runtime.load({exe!r})
 with np.load({inputs!r}) as z:
     feeds = {{k: z[k] for k in z.files}}
 runtime.run(exe, feeds)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(base, status("VmHWM"))
 """
 
 
@@ -89,15 +98,18 @@ def bench_case(name, batch, dtype, repeat, tmp):
     in_path = os.path.join(tmp, f"{name}_b{batch}_in.npz")
     np.savez(in_path, **feeds)
     script = PEAK_SCRIPT.format(python=os.path.join(ROOT, "python"), exe=exe_path, inputs=in_path)
-    peak_kib = int(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                                  check=True).stdout.split()[-1])
+    base_kib, peak_kib = map(int, subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                                                 check=True).stdout.split()[-2:])
     st = out["stats"]
     return {"model": name, "batch": batch, "dtype": dtype, "compile_s": compile_s, "simulate_wall_s": sim_s,
             "timing_only_wall_s": timing_s, "torch_cpu_s": torch_s, "sim_over_torch": sim_s / torch_s,
             "timing_only_over_torch": timing_s / torch_s, "simulated_cycles": st["total_cycles"],
             "simulated_ms": st["simulated_seconds"] * 1e3, "cycles_per_wall_s": st["total_cycles"] / sim_s,
-            "peak_rss_mib": peak_kib / 1024, "exe_mib": os.path.getsize(exe_path) / 2**20,
+            "peak_rss_mib": peak_kib / 1024, "sim_rss_mib": (peak_kib - base_kib) / 1024,
+            "exe_mib": os.path.getsize(exe_path) / 2**20,
             "activation_mib": meta.get("activation_bytes", 0) / 2**20,
+            "memory_ratio": (peak_kib - base_kib) / 1024 / (os.path.getsize(exe_path) / 2**20 +
+                                                            meta.get("activation_bytes", 0) / 2**20),
             "tensor_utilization": st["derived"].get("core0.tensor.utilization", 0.0), "cosine": cos}
 
 
@@ -111,8 +123,8 @@ def main():
     torch.set_num_threads(1)  # the simulator runs on one thread: compare like with like
     rows = []
     hdr = ["model", "batch", "compile_s", "simulate_wall_s", "timing_only_wall_s", "torch_cpu_s", "sim_over_torch",
-           "timing_only_over_torch", "simulated_cycles", "cycles_per_wall_s", "peak_rss_mib", "exe_mib",
-           "activation_mib", "tensor_utilization", "cosine"]
+           "timing_only_over_torch", "simulated_cycles", "cycles_per_wall_s", "peak_rss_mib", "sim_rss_mib",
+           "exe_mib", "activation_mib", "memory_ratio", "tensor_utilization", "cosine"]
     print(" | ".join(hdr), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for case in a.cases.split(","):

@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -16,12 +19,14 @@ class OnChipMemory {
  public:
   OnChipMemory(std::string name, uint32_t partitions, uint64_t partition_bytes)
       : name_(std::move(name)), partitions_(partitions), partition_bytes_(partition_bytes),
-        data_(static_cast<size_t>(partitions) * partition_bytes, 0) {}
+        data_(static_cast<uint8_t*>(std::calloc(static_cast<size_t>(partitions) * partition_bytes, 1))) {
+    if (!data_) throw std::bad_alloc();
+  }
 
   const std::string& name() const { return name_; }
   uint32_t partitions() const { return partitions_; }
   uint64_t partition_bytes() const { return partition_bytes_; }
-  uint8_t* partition(uint32_t p) { return data_.data() + static_cast<size_t>(p) * partition_bytes_; }
+  uint8_t* partition(uint32_t p) { return data_.get() + static_cast<size_t>(p) * partition_bytes_; }
   // Zeroes everything written since the last clear: each partition's bytes
   // below the highest offset any writer reported (see written()).
   void clear();
@@ -54,7 +59,12 @@ class OnChipMemory {
   std::string name_;
   uint32_t partitions_;
   uint64_t partition_bytes_;
-  std::vector<uint8_t> data_;
+  // calloc: the zero pages are mapped on first touch, so the SBUF of a core
+  // a program does not use (and the parts of one it does not reach) take no memory.
+  struct Free {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
+  std::unique_ptr<uint8_t, Free> data_;
   uint64_t high_water_ = 0;  // bytes per partition that may be non-zero
 };
 
