@@ -110,6 +110,13 @@ float fw_tanh(float x) {
   return std::copysign(y, x);
 }
 
+float fw_erf(float x) {  // odd: the table covers [0, 4)
+  if (std::isnan(x)) return x;
+  const float a = std::fabs(x);
+  const float y = a >= k_erf_positive.hi ? 1.0f : poly(k_erf_positive, a);
+  return std::copysign(y, x);
+}
+
 float fw_sigmoid(float x) {
   if (std::isnan(x)) return x;
   if (x < k_sigmoid.lo) return fw_exp(x);  // 1/(1+e^-x) = e^x (1 - e^x + ...)
@@ -154,6 +161,7 @@ inline float activation(float x) {
   if constexpr (F == ActFunc::softplus) return fw_softplus(x);
   if constexpr (F == ActFunc::square) return x * x;
   if constexpr (F == ActFunc::reciprocal) return fw_reciprocal(x);
+  if constexpr (F == ActFunc::erf) return fw_erf(x);
 }
 
 // Calls fn(std::integral_constant<isa::ActFunc, f>{}): the switch on the
@@ -179,6 +187,7 @@ decltype(auto) with_func(isa::ActFunc f, Fn&& fn) {
     INFSIM_ACT_CASE(softplus)
     INFSIM_ACT_CASE(square)
     INFSIM_ACT_CASE(reciprocal)
+    INFSIM_ACT_CASE(erf)
 #undef INFSIM_ACT_CASE
   }
   return fn(std::integral_constant<ActFunc, ActFunc::identity>{});  // not reached: every function has a case
@@ -213,6 +222,7 @@ const ErrorBound kErrorBounds[isa::kNumActFunc] = {
     {isa::ActFunc::softplus, 1e-6, 1e-37},
     {isa::ActFunc::square, 6e-8, 1e-37},
     {isa::ActFunc::reciprocal, 1e-6, 1e-37},
+    {isa::ActFunc::erf, 1e-6, 1e-37},
 };
 
 }  // namespace infsim::firmware

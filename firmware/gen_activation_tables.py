@@ -27,6 +27,7 @@ TABLES = {
     "reciprocal_mantissa": (lambda m: 1 / m, 1.0, 2.0, 128),
     "tanh_positive": (np.tanh, 0.0, 9.0, 512),
     "sigmoid": (lambda x: 1 / (1 + np.exp(-x)), -16.0, 16.0, 512),
+    "erf_positive": (np.vectorize(math.erf), 0.0, 4.0, 256),  # erf(4) = 1 - 1.5e-8: 1.0f beyond
     "normal_cdf": (lambda x: 0.5 * (1 + np.vectorize(math.erf)(x / math.sqrt(2))), -6.0, 6.0, 512),
     "gelu_tanh_gate": (lambda x: 0.5 * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3))),
                        -6.0, 6.0, 512),

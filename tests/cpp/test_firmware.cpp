@@ -32,6 +32,7 @@ double reference(ActFunc f, double x) {
     case ActFunc::softplus: return x > 30 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x));
     case ActFunc::square: return x * x;
     case ActFunc::reciprocal: return 1 / x;
+    case ActFunc::erf: return std::erf(x);
   }
   return NAN;
 }

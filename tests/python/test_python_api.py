@@ -131,8 +131,8 @@ def runtime_run(exe, raw, timing_only):
     return runtime.run_raw(exe, raw, "inf1", timing_only)
 
 
-class ErfNet(torch.nn.Module):
-    """An op the device has no kernel for (Erf) between two device segments."""
+class FloorNet(torch.nn.Module):
+    """An op the device has no kernel for (Floor) between two device segments."""
 
     def __init__(self):
         super().__init__()
@@ -140,13 +140,13 @@ class ErfNet(torch.nn.Module):
         self.b = torch.nn.Linear(48, 8)
 
     def forward(self, x):
-        return self.b(torch.erf(self.a(x)))
+        return self.b(torch.floor(self.a(x)))
 
 
 def test_bundle_with_host_step_round_trips_through_a_file(tmp_path):
     import infsim
     from conftest import cli
-    model = ErfNet().eval()
+    model = FloorNet().eval()
     x = torch.randn(4, 32)
     compiled = infsim.trace(model, x, dtype="fp32")
     assert not isinstance(compiled.executable, infsim._infsim.Executable)  # a bundle

@@ -18,7 +18,7 @@ from .common import FMAX, Buffers, load, store, tiles
 
 # ONNX op -> scalar engine function
 ACT = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Exp": "exp", "Log": "log", "Sqrt": "sqrt",
-       "Softplus": "softplus", "Gelu": "gelu", "GeluTanh": "gelu_tanh", "Silu": "silu"}
+       "Softplus": "softplus", "Gelu": "gelu", "GeluTanh": "gelu_tanh", "Silu": "silu", "Erf": "erf"}
 # ONNX op -> vector ALU op for two tensors
 ALU = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Max": "max", "Min": "min", "Equal": "eq",
        "Less": "lt", "Greater": "gt", "LessOrEqual": "le", "GreaterOrEqual": "ge", "And": "mul", "Or": "max"}
