@@ -57,7 +57,6 @@ def _example(models, name, kw):
 
 def measure(name, dtype, size="small", target="inf1", calibration_batches=2, seed=0):
     """One row of the report."""
-    import onnx
     import torch
     from . import runtime
     from .compiler import compile_model

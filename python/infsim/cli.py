@@ -1,7 +1,6 @@
 """The `infsim` command line: compile, run, bench, objdump, info, demo."""
 import argparse
 import json
-import os
 import struct
 import sys
 

@@ -4,7 +4,7 @@ import io
 
 import numpy as np
 
-from . import _infsim, runtime
+from . import runtime
 from .compiler import compile_model
 
 

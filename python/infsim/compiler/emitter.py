@@ -19,7 +19,6 @@ a program built this way cannot deadlock. Overlap comes for free wherever
 kernels touch different memory: a load into a free buffer runs while the
 engines still compute on another.
 """
-import math
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 

@@ -11,7 +11,7 @@ dtype, or FP32 under the "matmul" auto-cast policy, where only matmul and
 convolution operands are narrowed); integer values as INT32; the model's
 inputs and outputs keep their host types (FP32, INT32).
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np

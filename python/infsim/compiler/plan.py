@@ -7,13 +7,11 @@ segment boundary travel through the host in FP32 (INT32 for integers).
 """
 import json
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
-
-import numpy as np
+from typing import List
 
 from .emitter import Target
-from .ir import CompileError, Graph, Node
-from .lower import KERNELS, Lowering, Options, check_node, is_float
+from .ir import Graph, Node
+from .lower import Lowering, Options, check_node
 from .views import DView
 from . import kernels  # noqa: F401  (registers the kernels)
 

@@ -1,6 +1,6 @@
 """Helpers shared by the kernels: tiling views onto partitions, loads and stores."""
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import List, Sequence
 
 from ...isa import AP, onchip, sbuf
 from ..views import DView, split_dims
@@ -51,14 +51,6 @@ def tiles(shape: Sequence[int], views: Sequence[DView], fmax: int = FMAX, pmax: 
                                 [b + r0 * st[-2] + c0 * st[-1] for b, st in zip(base, cstrides)],
                                 [st[-2] for st in cstrides], [st[-1] for st in cstrides]))
     return out
-
-
-def rows_view(v: DView):
-    """A view as [rows, row length] over its last axis, outer axes flattened
-    when their strides allow; returns (rows, length, row stride per row index
-    as a list of (count, stride) outer dims)."""
-    shape, strides = split_dims(list(v.shape[:-1]) or [1], [list(v.strides[:-1]) or [0]])
-    return list(zip(shape, strides[0])), v.shape[-1], v.strides[-1]
 
 
 class Buffers:
