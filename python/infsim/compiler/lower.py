@@ -193,7 +193,13 @@ class Lowering:
                 self.views[name] = v
         for i, n in enumerate(self.nodes):
             self.em.begin_op(n.name)
-            KERNELS[n.op].emit(n, self)
+            try:
+                KERNELS[n.op].emit(n, self)
+            except CompileError as e:
+                raise CompileError(f"{n.op} '{n.name}': {e}") from None
+            except (ValueError, KeyError, IndexError) as e:  # a kernel's check let through what it cannot do
+                raise CompileError(f"{n.op} '{n.name}' (inputs {[self.shape(i) for i in n.inputs if i]}) could "
+                                   f"not be lowered: {type(e).__name__}: {e}; please report it") from None
             for v in set(n.inputs) | set(n.outputs):
                 if v and self.last_use.get(v, -1) <= i and v not in self.outputs:
                     self._release(v)
