@@ -50,9 +50,6 @@ def compile_model(model, target: str = "inf1", dtype: str = "bf16", batch=None, 
                                "pass calibration inputs (CLI: --calibration FILE.npz)")
         options.quant = calibrate(graph, calibration)
     graph = optimize(graph)
-    if options.quant is not None:
-        from .quantize import insert_quantize
-        graph = insert_quantize(graph, options.quant)
     tgt = Target.load(target)
     placement = place(graph, tgt, options)
     host = [(n, reason) for n, reason in placement if reason is not None]

@@ -53,7 +53,9 @@ class Options:
 
     @property
     def storage(self) -> str:
-        return self.dtype if (self.autocast == "all" and self.dtype != "int8") else "fp32"
+        if self.autocast != "all":
+            return "fp32"
+        return "bf16" if self.dtype == "int8" else self.dtype  # INT8 quantises on chip, from BF16 values
 
     @property
     def matmul_dtype(self) -> str:

@@ -3,9 +3,9 @@
 Calibration runs the model on the host (host_ops) over the calibration set
 and records, for every value that feeds a matrix product or a convolution,
 its largest magnitude. The device then quantises that activation
-symmetrically, q = round(x / s) with s = amax / 127 (saturating): a matmul
-while transposing its A operand, a convolution through a QuantizeLinear
-inserted before it (its bands are then loaded as INT8). Weights are
+symmetrically on chip, q = round(x / s) with s = amax / 127 (saturating):
+a matmul while transposing its A operand, a convolution as its bands
+arrive (values stay BF16 in DRAM between ops). Weights are
 quantised per output channel the same way at compile time; the array
 multiplies INT8 x INT8 into INT32 and the epilogue rescales by s_x * s_w.
 """
@@ -13,7 +13,7 @@ from typing import Dict
 
 import numpy as np
 
-from .ir import CompileError, Graph, Node, Value
+from .ir import CompileError, Graph
 
 QUANTISED_OPS = ("MatMul", "Gemm", "Conv")
 QMAX = 127.0
@@ -58,27 +58,3 @@ def quantise_weights(w: np.ndarray, axis: int):
     q = np.clip(np.rint(w / s), -QMAX, QMAX).astype(np.float32)
     return q, s.reshape(-1).astype(np.float32)
 
-
-def insert_quantize(graph: Graph, amax: Dict[str, float]) -> Graph:
-    """Before every Conv with a calibrated input, a QuantizeLinear (INT8,
-    zero point 0) of that input, shared by the Convs that read it: the
-    convolution then loads INT8 bands (a quarter of the FP32 traffic) and
-    records the scale in attrs["x_scale"] for its epilogue."""
-    quantised: Dict[str, str] = {}
-    out = []
-    for n in graph.nodes:
-        x = n.inputs[0] if n.inputs else None
-        if n.op == "Conv" and x in amax and x not in graph.constants:
-            if x not in quantised:
-                s = activation_scale(amax[x])
-                q, sname, zname = f"{x}#q", f"{x}#q_scale", f"{x}#q_zero"
-                graph.constants[sname] = np.array(s, np.float32)
-                graph.constants[zname] = np.array(0, np.int8)
-                graph.values[q] = Value(q, graph.values[x].shape, np.dtype(np.int8))
-                out.append(Node("QuantizeLinear", f"{x}.quantize", [x, sname, zname], [q]))
-                quantised[x] = q
-            n.inputs = [quantised[x]] + n.inputs[1:]
-            n.attrs = dict(n.attrs, x_scale=float(graph.constants[f"{x}#q_scale"]))
-        out.append(n)
-    graph.nodes = out
-    return graph

@@ -97,7 +97,7 @@ from ...isa import dtype_size, onchip, sbuf
 from ..emitter import coalesce
 from ..ir import CompileError, Node
 from ..lower import Lowering, kernel
-from ..quantize import quantise_weights
+from ..quantize import activation_scale, quantise_weights
 from ..views import DView
 from .common import P, Buffers, col
 
@@ -381,8 +381,10 @@ class BandLoader:
     holds padded row y0 + rstep*i."""
 
     def __init__(self, em, x: DView, g: ConvGeom, dtype: str, rstep: int, rows: int, nb: int, ntiles: int,
-                 parts: int, pad_value: float = 0.0):
+                 parts: int, pad_value: float = 0.0, quant_scale: Optional[float] = None):
         self.em, self.x, self.g, self.dt = em, x, g, dtype
+        self.quant_scale = quant_scale  # INT8: rows arrive in a staging copy, then x / scale into the slot
+        self.staging: Dict[int, int] = {}  # slot address -> its staging copy (same element offsets)
         self.es = dtype_size(dtype)
         self.rstep, self.rows, self.nb, self.parts, self.pad = rstep, rows, nb, parts, pad_value
         self.img = rows * g.Wp  # elements of one image in a slot
@@ -437,9 +439,23 @@ class BandLoader:
             return
         sN, sC, sH, sW = x.strides
         src = x.endpoint(n0 * sN + c0 * sC + h0 * sH, (cc, sC), [(nb, sN), (cnt, rs * sH), (g.Wl, sW)])
-        dst = sbuf(0, cc, base + (lo * g.Wp + g.pl) * self.es, self.dt,
-                   coalesce([(nb, self.img), (cnt, istep * g.Wp), (g.Wl, u)]))
-        self.em.dma(src, onchip(dst))
+        dims = coalesce([(nb, self.img), (cnt, istep * g.Wp), (g.Wl, u)])
+        first = t * self.tile + lo * g.Wp + g.pl  # element offset in the slot
+        dst = sbuf(0, cc, addr + first * self.es, self.dt, dims)
+        if self.quant_scale is None:
+            self.em.dma(src, onchip(dst))
+            return
+        if addr not in self.staging:
+            self.staging[addr] = self.em.sbuf.alloc(self.ntiles * self.tile * x.es, "INT8 band staging")
+        stage = sbuf(0, cc, self.staging[addr] + first * x.es, x.dtype, dims)
+        self.em.dma(src, onchip(stage))
+        self.em.insn("vector", "tensor_scalar", op0="div", op1="bypass", src=stage, dst=dst,
+                     imm0=self.quant_scale, imm1=0.0)
+
+    def free(self):
+        for a in self.staging.values():
+            self.em.sbuf.free(a, self.ntiles * self.tile * self.x.es)
+        self.staging = {}
 
 
 # ============================================================================ convolution
@@ -543,17 +559,21 @@ class ConvKernel:
                  bias: Optional[str], act: str):
         em, t = lw.em, lw.t
         self.em, self.g, self.y, self.act = em, g, y, act
-        # INT8 (post-training quantisation): the input arrives quantised (QuantizeLinear
-        # before the Conv, scale attrs["x_scale"]); weights are quantised per output
-        # channel here, and the epilogue rescales the INT32 sums by x_scale * w_scale[co].
-        self.int8 = x.dtype == "int8"
+        # INT8 (post-training quantisation, a calibrated Conv input): the band loader
+        # quantises the input on chip (x / x_scale into INT8, by the vector engine from a
+        # staging copy in the storage dtype); weights are quantised per output channel
+        # here, and the epilogue rescales the INT32 sums by x_scale * w_scale[co].
+        quant = lw.opt.quant
+        self.int8 = quant is not None and node.op == "Conv" and node.inputs[0] in quant
+        x_scale = activation_scale(quant[node.inputs[0]]) if self.int8 else None
         self.mdt = "int8" if self.int8 else lw.opt.matmul_dtype
         self.es = es = dtype_size(self.mdt)
-        self.plan = plan = plan_conv(g, t.array_cols, es, y.es, _budget(lw, False))
+        # INT8 bands have a staging copy beside them: plan for both.
+        self.plan = plan = plan_conv(g, t.array_cols, es + (x.es if self.int8 else 0), y.es, _budget(lw, False))
         rescale = None
         if self.int8:
             w, w_scales = quantise_weights(w.astype(np.float32), axis=0)
-            rescale = float(node.attrs["x_scale"]) * w_scales
+            rescale = x_scale * w_scales
         self.weights = ConvWeights(lw, node, w, g, plan, self.mdt)
         self.bias_buf, self.bias_addr = _bias_columns(lw, node, lw.const(bias) if bias else None, plan,
                                                       t.array_cols)
@@ -563,12 +583,13 @@ class ConvKernel:
         self.band_buf = Buffers(em, plan.slot_elems(g) * es, plan.slots, f"{node.name} band")
         if plan.fold > 1:  # ordinary bands, replicated into the folded ones
             self.stage_buf = Buffers(em, plan.stage_elems(g) * es, plan.slots, f"{node.name} stage")
-            self.loader = BandLoader(em, x, g, self.mdt, 1, plan.stage_rows(g, plan.R), plan.nb, 1, g.C)
+            self.loader = BandLoader(em, x, g, self.mdt, 1, plan.stage_rows(g, plan.R), plan.nb, 1, g.C,
+                                     quant_scale=x_scale)
             zeroed = self.stage_buf
         else:
             self.stage_buf = None
             self.loader = BandLoader(em, x, g, self.mdt, plan.rstep, plan.rows_stored(g, plan.R), plan.nb,
-                                     len(plan.tiles), min(P, g.C))
+                                     len(plan.tiles), min(P, g.C), quant_scale=x_scale)
             zeroed = self.band_buf
         for a in zeroed.addrs:
             self.loader.init_slot(a)
@@ -600,6 +621,7 @@ class ConvKernel:
         for buf in (self.out_buf, self.w_buf, self.band_buf, self.stage_buf, self.bias_buf, self.scale_buf):
             if buf is not None:
                 buf.free()
+        self.loader.free()
 
     def load_band(self, n0, nb, r0, tiles):
         """Loads the band of output rows r0.. into the next slot, in one piece per
