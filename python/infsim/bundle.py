@@ -52,6 +52,12 @@ class Bundle:
         return [{"name": n, "kind": "input", "shape": s, "dtype": d} for n, (s, d) in self.inputs.items()] + \
                [{"name": n, "kind": "output", "shape": s, "dtype": d} for n, (s, d) in self.outputs.items()]
 
+    def validate(self, config):
+        """Validates every device step's executable for the chip configuration."""
+        for st in self.steps:
+            if st["kind"] == "device":
+                st["exe"].validate(config)
+
     # ------------------------------------------------------------------ files
     def serialize(self) -> bytes:
         blobs, plan = [], []

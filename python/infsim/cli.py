@@ -66,13 +66,26 @@ def cmd_run(a):
 
 
 def cmd_objdump(a):
+    exe = runtime.load(a.model)
+    if not isinstance(exe, _infsim.Executable):
+        print(f"{a.model}: infsim bundle, {len(exe.steps)} steps")
+        print("metadata:", exe.metadata_json)
+        for i, st in enumerate(exe.steps):
+            print(f"step {i}: {st['kind']}, inputs {st['inputs']} -> outputs {st['outputs']}")
+            if st["kind"] == "device":
+                _dump_executable(st["exe"])
+        return 0
     with open(a.model, "rb") as f:
         head = f.read(40)
-    exe = runtime.load(a.model)
     fmt_version, isa_version, size, digest = struct.unpack_from("<IIQQ", head, 8)
     print(f"{a.model}: infsim executable, format {fmt_version}, ISA {isa_version}, {size} bytes, "
           f"hash {digest:016x}")
     print("metadata:", json.dumps(runtime.metadata(exe), sort_keys=True))
+    _dump_executable(exe)
+    return 0
+
+
+def _dump_executable(exe):
     print(f"cores: {exe.num_cores}")
     print("tensors:")
     for t in exe.tensors:
@@ -88,7 +101,6 @@ def cmd_objdump(a):
         print(f"core {core} {engine}: {len(lines)} instructions")
         for i, (line, s) in enumerate(zip(lines, src)):
             print(f"  {i:5}: {line:100}  ; {ops[s]}")
-    return 0
 
 
 def cmd_info(a):

@@ -160,6 +160,8 @@ def test_bundle_with_host_step_round_trips_through_a_file(tmp_path):
     cli("run", tmp_path / "m.infx", "--inputs", tmp_path / "in.npz", "--outputs", tmp_path / "out.npz")
     with np.load(tmp_path / "out.npz") as z:
         np.testing.assert_allclose(z["output"], ref, atol=1e-5)
+    assert "infsim bundle, 3 steps" in cli("objdump", tmp_path / "m.infx").stdout
+    assert "valid for inf1" in cli("info", tmp_path / "m.infx").stdout
     data = (tmp_path / "m.infx").read_bytes()
     (tmp_path / "t.infx").write_bytes(data[:len(data) // 2])
     p = cli("run", tmp_path / "t.infx", "--inputs", tmp_path / "in.npz", "--outputs", tmp_path / "o.npz",
