@@ -122,6 +122,8 @@ class Bundle:
             else:
                 t0 = time.perf_counter()
                 g = load_onnx(__import__("onnx").load_from_string(st["onnx"]))
+                # The device hands back INT32 for integer and boolean values: restore the declared types.
+                feeds = {v.name: np.asarray(feeds[v.name]).astype(v.dtype, copy=False) for v in g.inputs}
                 out = run_graph(g, feeds, st["outputs"])
                 host_seconds += time.perf_counter() - t0
             env.update(out)

@@ -46,7 +46,7 @@ def _to_bytes(name, arr, spec) -> bytes:
     if tuple(a.shape) != tuple(spec["shape"]):
         raise RunError(f"input '{name}': shape {tuple(a.shape)} does not match the compiled shape "
                        f"{tuple(spec['shape'])}")
-    if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+    if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_):
         raise RunError(f"input '{name}': dtype {a.dtype} is not numeric")
     return np.ascontiguousarray(a, dtype=NUMPY_OF[spec["dtype"]]).tobytes()
 

@@ -130,15 +130,15 @@ def test_embedding_gather():
 
 
 def test_fallback_none_names_the_op():
-    with pytest.raises(CompileError, match="Floor"):
-        run_module(Fn(lambda x: torch.floor(x)), R(4, 8), fallback="none")
+    with pytest.raises(CompileError, match="Xor"):
+        run_module(Fn(lambda x: torch.logical_xor(x > 0, x > 1).float()), R(4, 8), fallback="none")
 
 
 def test_host_fallback_runs_unsupported_ops():
     report = []
-    got, ref, stats, exe = run_module(Fn(lambda x: torch.relu(torch.floor(x * 2) + x) * 3), R(4, 64),
-                                      report=report)
-    assert [r[1] for r in report if r[2] == "host"] == ["Floor"]
+    got, ref, stats, exe = run_module(Fn(lambda x: torch.relu(torch.logical_xor(x > 0, x > 1).float() + x) * 3),
+                                      R(4, 64), report=report)
+    assert [r[1] for r in report if r[2] == "host"] == ["Xor"]
     assert stats["host_steps"] == 1 and stats["total_cycles"] > 0
     assert np.abs(got - ref).max() < 1e-5
 
@@ -164,3 +164,39 @@ def test_residual_add_relu_fused():
                                       fallback="none", report=report)
     assert np.abs(got - ref).max() == 0
     assert [r[1] for r in report] == ["Add"]  # one kernel: the Relu rides on the Add
+
+
+def test_floor_ceil_sign():
+    x = R(4, 300) * 5
+    x[0, :4] = torch.tensor([2.5, -2.5, 3.0, -0.0])  # ties and integers
+    check(lambda x: torch.floor(x) + 0.5 * torch.ceil(x) + 0.25 * torch.sign(x), x)
+
+
+def test_variadic_reductions_and_tile():
+    """ONNX Sum/Mean/Max/Min of three inputs become chains of binary ops; Tile copies in one pass."""
+    import onnx
+    from onnx import TensorProto, helper
+    from infsim import runtime
+    from infsim.compiler import compile_model
+    xs = [np.random.default_rng(i).standard_normal((3, 40)).astype(np.float32) for i in range(3)]
+    vi = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [3, 40]) for n in "abc"]
+    outs, nodes = [], []
+    for op in ("Sum", "Mean", "Max", "Min"):
+        nodes.append(helper.make_node(op, ["a", "b", "c"], [op.lower()]))
+        outs.append(helper.make_tensor_value_info(op.lower(), TensorProto.FLOAT, [3, 40]))
+    nodes.append(helper.make_node("ReduceProd", ["a"], ["prod"], axes=[1], keepdims=0))
+    outs.append(helper.make_tensor_value_info("prod", TensorProto.FLOAT, [3]))
+    reps = helper.make_tensor("reps", TensorProto.INT64, [2], [2, 3])
+    nodes.append(helper.make_node("Tile", ["a", "reps"], ["tile"]))
+    outs.append(helper.make_tensor_value_info("tile", TensorProto.FLOAT, [6, 120]))
+    model = helper.make_model(helper.make_graph(nodes, "g", vi, outs, initializer=[reps]),
+                              opset_imports=[helper.make_opsetid("", 13)])
+    exe = compile_model(model, dtype="fp32", fallback="none")
+    got, _ = runtime.run(exe, dict(zip("abc", xs)))
+    a, b, c = xs
+    np.testing.assert_allclose(got["sum"], a + b + c, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(got["mean"], (a + b + c) / 3, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(got["max"], np.maximum(np.maximum(a, b), c))
+    np.testing.assert_array_equal(got["min"], np.minimum(np.minimum(a, b), c))
+    np.testing.assert_allclose(got["prod"], a.prod(1), rtol=1e-5)
+    np.testing.assert_array_equal(got["tile"], np.tile(a, (2, 3)))

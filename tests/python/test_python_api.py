@@ -131,8 +131,8 @@ def runtime_run(exe, raw, timing_only):
     return runtime.run_raw(exe, raw, "inf1", timing_only)
 
 
-class FloorNet(torch.nn.Module):
-    """An op the device has no kernel for (Floor) between two device segments."""
+class XorNet(torch.nn.Module):
+    """An op the device has no kernel for (Xor) between two device segments."""
 
     def __init__(self):
         super().__init__()
@@ -140,13 +140,14 @@ class FloorNet(torch.nn.Module):
         self.b = torch.nn.Linear(48, 8)
 
     def forward(self, x):
-        return self.b(torch.floor(self.a(x)))
+        h = self.a(x)
+        return self.b(torch.logical_xor(h > 0, h > 0.5).float())
 
 
 def test_bundle_with_host_step_round_trips_through_a_file(tmp_path):
     import infsim
     from conftest import cli
-    model = FloorNet().eval()
+    model = XorNet().eval()
     x = torch.randn(4, 32)
     compiled = infsim.trace(model, x, dtype="fp32")
     assert not isinstance(compiled.executable, infsim._infsim.Executable)  # a bundle

@@ -164,6 +164,32 @@ def fuse_conv_activation(rw: Rewriter):
         rw.remove(user)
 
 
+def split_variadic(rw: Rewriter):
+    """Sum / Mean / Max / Min of any number of inputs -> a chain of binary
+    Add / Max / Min (Mean: then a Mul by 1/n); one input -> Identity."""
+    g = rw.g
+    binary = {"Sum": "Add", "Mean": "Add", "Max": "Max", "Min": "Min"}
+    for n in [n for n in g.nodes if n.op in ("Sum", "Mean") or (n.op in ("Max", "Min") and len(n.inputs) != 2)]:
+        ins = [i for i in n.inputs if i]
+        out = n.outputs[0]
+        chain, acc = [], ins[0]
+        for k, other in enumerate(ins[1:]):
+            last = k == len(ins) - 2 and n.op != "Mean"
+            res = out if last else f"{n.name}.partial{k}"
+            if not last:
+                g.values[res] = g.values[out]
+            chain.append(Node(binary[n.op], f"{n.name}.{k}", [acc, other], [res]))
+            acc = res
+        if n.op == "Mean":
+            g.constants[f"{n.name}.inv_n"] = np.array(1.0 / len(ins), np.float32)
+            chain.append(Node("Mul", f"{n.name}.mean", [acc, f"{n.name}.inv_n"], [out]))
+        elif len(ins) == 1:
+            chain.append(Node("Identity", f"{n.name}.identity", [acc], [out]))
+        i = g.nodes.index(n)
+        g.nodes[i:i + 1] = chain
+    rw.reindex()
+
+
 def fuse_elementwise_activation(rw: Rewriter):
     """Add / Sub / Mul -> Relu (a residual join): the activation is applied
     to the tile before it is stored, saving a pass over DRAM."""
@@ -340,6 +366,7 @@ def optimize(g: Graph) -> Graph:
     g = fold_constants(g)
     complete_shapes(g)
     rw = Rewriter(g)
+    split_variadic(rw)
     fold_batchnorm(rw)
     fuse_gelu(rw)
     fuse_gelu_tanh(rw)

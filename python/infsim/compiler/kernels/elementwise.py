@@ -95,6 +95,16 @@ def unary_compute(em, node: Node, lw: Lowering, x: AP, y: AP, tmp: AP):
     elif op == "QuantizeLinear":  # round(x / scale), saturating to INT8 by the conversion
         em.insn("vector", "tensor_scalar", op0="div", op1="bypass", src=x, dst=y,
                 imm0=scalar_of(lw, node.inputs[1]), imm1=0.0)
+    elif op in ("Floor", "Ceil"):  # r = round(x) via INT32 (|x| < 2^31); then one step down (up) where r > x (< x)
+        r_int = AP(tmp.space, tmp.part_start, tmp.part_count, tmp.offset, "int32", tmp.dims)
+        em.insn("vector", "tensor_copy", src=x, dst=r_int)
+        em.insn("vector", "tensor_copy", src=r_int, dst=tmp)
+        em.insn("vector", "tensor_tensor", op="gt" if op == "Floor" else "lt", in0=tmp, in1=x, dst=y)
+        em.insn("vector", "tensor_tensor", op="sub" if op == "Floor" else "add", in0=tmp, in1=y, dst=y)
+    elif op == "Sign":  # (x > 0) - (x < 0)
+        em.insn("vector", "tensor_scalar", op0="lt", op1="bypass", src=x, dst=tmp, imm0=0.0, imm1=0.0)
+        em.insn("vector", "tensor_scalar", op0="gt", op1="bypass", src=x, dst=y, imm0=0.0, imm1=0.0)
+        em.insn("vector", "tensor_tensor", op="sub", in0=y, in1=tmp, dst=y)
     elif op == "Reciprocal":
         em.insn("vector", "reciprocal", src=x, dst=y)
     elif op == "Neg":
@@ -199,7 +209,7 @@ def emit_elementwise(node: Node, lw: Lowering):
 
 
 UNARY_OPS = list(ACT) + ["Neg", "Abs", "Clip", "HardSigmoid", "HardSwish", "LeakyRelu", "Reciprocal", "Not", "Cast",
-                         "Gelu", "QuantizeLinear"]
+                         "Gelu", "QuantizeLinear", "Floor", "Ceil", "Sign"]
 kernel(*UNARY_OPS, check=check_unary)(emit_elementwise)
 kernel(*ALU, "Where")(emit_elementwise)
 kernel("Pow", check=check_unary)(emit_elementwise)

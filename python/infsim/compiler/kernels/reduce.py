@@ -65,7 +65,7 @@ def check_reduce(node: Node, lw: Lowering):
     return None
 
 
-REDUCE_OP = {"ReduceSum": "add", "ReduceMean": "add", "ReduceMax": "max", "ReduceMin": "min",
+REDUCE_OP = {"ReduceSum": "add", "ReduceMean": "add", "ReduceMax": "max", "ReduceMin": "min", "ReduceProd": "mul",
              "GlobalAveragePool": "add", "GlobalMaxPool": "max"}
 
 

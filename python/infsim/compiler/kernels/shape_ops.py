@@ -144,6 +144,21 @@ def emit_concat(node: Node, lw: Lowering):
         start += n
 
 
+@kernel("Tile", check=_const_inputs(1))
+def emit_tile(node: Node, lw: Lowering):
+    """Output viewed as [r0, d0, r1, d1, ...]; the input broadcast over the
+    repeat axes (stride 0) is copied into it in one pass."""
+    x = lw.view(node.inputs[0])
+    reps = [int(r) for r in lw.const(node.inputs[1]).reshape(-1)]
+    y = lw.new_output(node.outputs[0])
+    shape, strides = [], []
+    for r, d, st in zip(reps, x.shape, x.strides):
+        shape += [r, d]
+        strides += [0, st]
+    src = DView(x.addr, tuple(shape), tuple(strides), x.dtype)
+    copy_view(lw, src, y.reshape(tuple(shape)))
+
+
 def check_pad(node: Node, lw: Lowering):
     mode = node.attrs.get("mode", b"constant")
     if mode not in (b"constant", "constant"):
