@@ -2,6 +2,7 @@
 smaller inputs) compiled entirely onto the device and compared with PyTorch
 FP32, at the issue's thresholds. The full-size models run in
 `infsim accuracy` and bench/models_bench.py, outside CI."""
+import numpy as np
 import pytest
 
 from infsim.accuracy import COSINE_MIN, measure
@@ -26,7 +27,8 @@ def test_reference_model_int8(name):
 
 @pytest.mark.parametrize("name", ["bert_base", "resnet50", "mobilenet_v2"])
 def test_timing_only_gives_the_same_cycles_and_counters(name):
-    """What-if sweeps run timing-only: every cycle and counter must equal the full run's."""
+    """What-if sweeps run timing-only: every cycle and counter must equal the full run's; and a
+    second full run gives the same bits and cycles."""
     import models
     from infsim import runtime
     from infsim.accuracy import CONFIGS, _example
@@ -37,7 +39,10 @@ def test_timing_only_gives_the_same_cycles_and_counters(name):
     proto = to_onnx(models.build(name, **build_kw), inputs)
     exe = compile_model(proto, fallback="none")
     feeds = {i.name: x.numpy() for i, x in zip(proto.graph.input, inputs)}
-    _, full = runtime.run(exe, feeds)
+    out, full = runtime.run(exe, feeds)
     _, timing = runtime.run(exe, feeds, timing_only=True)
     assert timing["total_cycles"] == full["total_cycles"]
     assert timing["counters"] == full["counters"]
+    again, second = runtime.run(exe, feeds)  # determinism: the same bits and cycles every run
+    assert second["total_cycles"] == full["total_cycles"]
+    assert all(np.array_equal(again[k], out[k]) for k in out)
