@@ -310,3 +310,21 @@ def test_relu6_clips_every_psum_tile():
     x = 4 * torch.randn(2, 16, 32, 32)
     got, ref, _, _ = run_module(m, x, fallback="none")
     assert got.max() <= 6.0 and np.abs(got - ref).max() <= 1e-5
+
+
+def test_residual_join_fused_into_conv():
+    """ResNet's conv -> (+ identity) -> ReLU: one Conv kernel adds the residual before storing."""
+    class Block(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = torch.nn.Conv2d(96, 32, 1)
+            self.b = torch.nn.Conv2d(32, 96, 3, padding=1)
+
+        def forward(self, x):
+            return torch.relu(self.b(torch.relu(self.a(x))) + x)
+
+    m = Block().eval().requires_grad_(False)
+    report = []
+    got, ref, _, _ = run_module(m, torch.randn(2, 96, 20, 20), fallback="none", report=report)
+    assert [r[1] for r in report] == ["Conv", "Conv"]
+    assert np.abs(got - ref).max() <= 1e-5 * np.abs(ref).max()

@@ -728,7 +728,11 @@ def eval_node(node: Node, inputs: List[Optional[np.ndarray]], opset: int = LATES
         shapes = ", ".join("-" if a is None else f"{a.dtype}{list(a.shape)}" for a in inputs)
         raise CompileError(f"node '{node.name}' ({node.op}) failed on inputs ({shapes}): "
                            f"{type(e).__name__}: {e}") from e
-    act = node.attrs.get("act")
+    if node.attrs.get("residual"):  # a residual join fused into a Conv (input 3)
+        results = [(results[0] + inputs[3]).astype(results[0].dtype)] + list(results[1:])
+        act = node.attrs.get("residual_act")
+    else:
+        act = node.attrs.get("act")
     if act is not None and act != "identity":  # an activation fused by the compiler's passes
         results = [_FUSED_ACT[act](results[0])] + list(results[1:])
     wanted = max((i + 1 for i, o in enumerate(node.outputs) if o), default=0)

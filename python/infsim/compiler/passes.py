@@ -204,6 +204,31 @@ def fuse_elementwise_activation(rw: Rewriter):
         rw.remove(user)
 
 
+def fuse_residual(rw: Rewriter):
+    """Conv -> Add(other of the same shape) [-> Relu]: the convolution adds
+    the residual to each output tile before storing it (a ResNet block's
+    join): the convolution's output never goes to DRAM and back. The
+    residual becomes the Conv's input 3 (attrs residual, residual_act)."""
+    g = rw.g
+    for add in [n for n in g.nodes if n.op == "Add" and n.attrs.get("act", "relu") == "relu"]:
+        for i, v in enumerate(add.inputs):
+            conv = rw.producer.get(v)
+            other = add.inputs[1 - i]
+            if conv is None or conv.op != "Conv" or conv.attrs.get("act", "identity") != "identity" or \
+                    conv.attrs.get("residual") or rw.only_user(v) is not add or other in g.constants or \
+                    g.values.get(other) is None or tuple(g.values[other].shape) != tuple(g.values[v].shape):
+                continue
+            # The residual must be computed before the Conv runs (graph order).
+            if other in rw.producer and g.nodes.index(rw.producer[other]) > g.nodes.index(conv):
+                continue
+            bias = conv.inputs[2] if len(conv.inputs) > 2 else ""
+            conv.inputs = conv.inputs[:2] + [bias, other]
+            conv.attrs = dict(conv.attrs, residual=1, residual_act=add.attrs.get("act", "identity"))
+            conv.outputs = list(add.outputs)
+            rw.remove(add)
+            break
+
+
 def fuse_gelu(rw: Rewriter):
     """x * 0.5 * (1 + erf(x / sqrt(2))) in any association -> Gelu."""
     g = rw.g
@@ -374,4 +399,5 @@ def optimize(g: Graph) -> Graph:
     fuse_conv_activation(rw)
     to_fused_matmul(rw)
     fuse_elementwise_activation(rw)
+    fuse_residual(rw)
     return g

@@ -556,9 +556,12 @@ class ConvKernel:
     """Emission of one convolution: the buffers, the band loader and the loop nest."""
 
     def __init__(self, lw: Lowering, node: Node, x: DView, y: DView, g: ConvGeom, w: np.ndarray,
-                 bias: Optional[str], act: str):
+                 bias: Optional[str], act: str, residual: Optional[DView] = None, residual_act: str = "identity"):
         em, t = lw.em, lw.t
         self.em, self.g, self.y, self.act = em, g, y, act
+        # A residual join fused in (passes.fuse_residual): after a band's block is computed,
+        # y = residual_act(conv + residual), the residual loaded like the store in reverse.
+        self.residual, self.residual_act = residual, residual_act
         # INT8 (post-training quantisation, a calibrated Conv input): the band loader
         # quantises the input on chip (x / x_scale into INT8, by the vector engine from a
         # staging copy in the storage dtype); weights are quantised per output channel
@@ -569,7 +572,8 @@ class ConvKernel:
         self.mdt = "int8" if self.int8 else lw.opt.matmul_dtype
         self.es = es = dtype_size(self.mdt)
         # INT8 bands have a staging copy beside them: plan for both.
-        self.plan = plan = plan_conv(g, t.array_cols, es + (x.es if self.int8 else 0), y.es, _budget(lw, False))
+        out_es = y.es + (residual.es if residual is not None else 0)  # output tile (+ residual tile)
+        self.plan = plan = plan_conv(g, t.array_cols, es + (x.es if self.int8 else 0), out_es, _budget(lw, False))
         rescale = None
         if self.int8:
             w, w_scales = quantise_weights(w.astype(np.float32), axis=0)
@@ -579,6 +583,8 @@ class ConvKernel:
                                                       t.array_cols)
         self.scale_buf, self.scale_addr = _bias_columns(lw, node, rescale, plan, t.array_cols, "rescale")
         self.out_buf = Buffers(em, plan.nb * plan.R * g.OW * y.es, OUT_SLOTS, f"{node.name} out")
+        self.res_buf = Buffers(em, plan.nb * plan.R * g.OW * residual.es, OUT_SLOTS, f"{node.name} residual") \
+            if residual is not None else None
         self.w_buf = Buffers(em, max(plan.group_cols) * es, 1, f"{node.name} weights")
         self.band_buf = Buffers(em, plan.slot_elems(g) * es, plan.slots, f"{node.name} band")
         if plan.fold > 1:  # ordinary bands, replicated into the folded ones
@@ -617,8 +623,11 @@ class ConvKernel:
                             o = self.out_tile(b, obase, nb, rr0 * g.OW, [(rr * g.OW, 1)])
                             self.em.insn("vector", "tensor_scalar", op0="min", op1="bypass", src=o, dst=o,
                                          imm0=6.0, imm1=0.0)
+                    if self.residual is not None:
+                        self.add_residual(b, obase, n0, nb, r0, R)
                     self.store(b, obase, n0, nb, r0, R)
-        for buf in (self.out_buf, self.w_buf, self.band_buf, self.stage_buf, self.bias_buf, self.scale_buf):
+        for buf in (self.out_buf, self.w_buf, self.band_buf, self.stage_buf, self.bias_buf, self.scale_buf,
+                    self.res_buf):
             if buf is not None:
                 buf.free()
         self.loader.free()
@@ -679,6 +688,22 @@ class ConvKernel:
                     dst=psf, imm0=0.0, imm1=0.0, col0=col(self.scale_addr + b * 4, msz), col1=bias)
             ps, bias = psf, None
         em.insn("scalar", "activation", func=self.func, src=ps, dst=o, bias=bias, scale=1.0, accum=None)
+
+    def add_residual(self, b, obase, n0, nb, r0, R):
+        """o = residual_act(o + residual) over the band's block: the residual's
+        [channels, images, rows, OW] tile in one DMA, one add, one activation.
+        The add sees the convolution's output rounded to the output dtype, as
+        the separate Add would."""
+        g, r, em = self.g, self.residual, self.em
+        co0, msz = self.plan.blocks[b]
+        n = nb * R * g.OW
+        sN, sC, sH, sW = r.strides
+        rt = sbuf(0, msz, self.res_buf.next(), r.dtype, [(n, 1)])
+        em.dma(r.endpoint(n0 * sN + co0 * sC + r0 * sH, (msz, sC), [(nb, sN), (R, sH), (g.OW, sW)]), onchip(rt))
+        o = sbuf(0, msz, obase, self.y.dtype, [(n, 1)])
+        em.insn("vector", "tensor_tensor", op="add", in0=o, in1=rt, dst=o)
+        if self.residual_act != "identity":
+            em.insn("scalar", "activation", func=self.residual_act, src=o, dst=o, bias=None, scale=1.0, accum=None)
 
     def store(self, b, obase, n0, nb, r0, R):
         """One DMA per band and block: runs of R*OW elements per channel in DRAM."""
@@ -744,7 +769,9 @@ def _emit(node: Node, lw: Lowering, geom_fn):
     x = _as4d(lw.view(node.inputs[0]))
     y = _as4d(lw.new_output(node.outputs[0]))
     bias = node.inputs[2] if len(node.inputs) > 2 and node.inputs[2] else None
-    ConvKernel(lw, node, x, y, g, w, bias, node.attrs.get("act", "identity")).run()
+    residual = _as4d(lw.view(node.inputs[3])) if node.attrs.get("residual") else None
+    ConvKernel(lw, node, x, y, g, w, bias, node.attrs.get("act", "identity"), residual,
+               node.attrs.get("residual_act", "identity")).run()
 
 
 @kernel("Conv", check=check_conv)
