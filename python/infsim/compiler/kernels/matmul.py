@@ -23,7 +23,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ...isa import sbuf, onchip
+from ...isa import dram, onchip, sbuf
 from ..ir import Node
 from ..lower import Lowering, kernel
 from ..views import DView
@@ -45,7 +45,8 @@ def int8_plan(node: Node, lw: Lowering):
 
 def _mat_views(node: Node, lw: Lowering, mdt: str):
     """Logical A [.., M, K] and B [.., K, N] views, and for INT8 the weight
-    scales per output column."""
+    scales per output column. A constant 2-D B (weights) comes back as the
+    array itself: the kernel lays it out in the blocks it loads."""
     a_name, b_name = node.inputs[0], node.inputs[1]
     trans_a = int(node.attrs.get("transA", 0))
     trans_b = int(node.attrs.get("transB", 0))
@@ -64,6 +65,8 @@ def _mat_views(node: Node, lw: Lowering, mdt: str):
             if mdt == "int8":
                 arr, scales = quantise_weights(arr.astype(np.float32), axis=-1)
                 w_scales.append(scales)
+            if name == b_name and arr.ndim == 2:
+                return np.asarray(arr, np.float32)
             if key not in lw.g.constants:
                 lw.g.constants[key] = np.ascontiguousarray(arr)
             return lw.view(key, dtype=mdt)
@@ -100,9 +103,11 @@ def emit_matmul(node: Node, lw: Lowering):
         raise ValueError(f"{node.name}: inner dimensions {A.shape} @ {B.shape}")
     out_shape = lw.shape(node.outputs[0])
     Y = lw.new_output(node.outputs[0])
+    weights = B if isinstance(B, np.ndarray) else None  # constant [K, N]: blocked below
     batch = tuple(np.broadcast_shapes(A.shape[:-2], B.shape[:-2]))
     A = A.expand(batch + (M, K))
-    B = B.expand(batch + (K, N))
+    if weights is None:
+        B = B.expand(batch + (K, N))
     Yb = Y.reshape(batch + (M, N))
     alpha = float(node.attrs.get("alpha", 1.0))
     act = node.attrs.get("act", "identity")
@@ -129,7 +134,18 @@ def emit_matmul(node: Node, lw: Lowering):
     at_buf = Buffers(em, kt * mblk * es, 1, f"{node.name} A^T")
     rows_buf = Buffers(em, K * (es + (4 if int8 else 0)), 2, f"{node.name} A rows")
     b_buf = Buffers(em, kt * nc * es, 2, f"{node.name} B")
-    bt_buf = Buffers(em, K * es, 2, f"{node.name} B rows") if B.strides[-1] != 1 else None
+    bt_buf = Buffers(em, K * es, 2, f"{node.name} B rows") if weights is None and B.strides[-1] != 1 else None
+    if weights is not None:
+        # Weights in DRAM as the blocks the kernel loads, [n chunk][k tile][<=128 rows][nc],
+        # each one contiguous: every load is one long DRAM run (row hits), not 128 strided rows.
+        block_at, flat, off = {}, [], 0
+        for n0 in range(0, N, nc):
+            for k in range(kt):
+                blk = weights[k * P:(k + 1) * P, n0:n0 + nc]
+                block_at[(n0, k)] = off
+                flat.append(blk.reshape(-1))
+                off += blk.size
+        w_addr = em.constant(np.concatenate(flat), mdt)
     out_buf = Buffers(em, nc * 4, 4, f"{node.name} out")
     bias_buf = Buffers(em, nc * 4, 2, f"{node.name} bias") if bias is not None else None
     scale_buf = Buffers(em, nc * 4, 2, f"{node.name} rescale") if int8 else None
@@ -137,7 +153,8 @@ def emit_matmul(node: Node, lw: Lowering):
     for bidx in np.ndindex(*batch) if batch else [()]:
         a, b, y = A, B, Yb
         for i in bidx:
-            a, b, y = a.index(0, i), b.index(0, i), y.index(0, i)
+            a, y = a.index(0, i), y.index(0, i)
+            b = b if weights is not None else b.index(0, i)
         for m0 in range(0, M, mblk):
             mb = min(mblk, M - m0)
             at = at_buf.next()
@@ -146,14 +163,20 @@ def emit_matmul(node: Node, lw: Lowering):
             for n0 in range(0, N, nc):
                 ncur = min(nc, N - n0)
                 bt = b_buf.next()
-                bsl = b.slice(1, n0, n0 + ncur)
-                if bt_buf is None:
+                if weights is not None:  # one contiguous block per K tile
+                    for k in range(kt):
+                        kk = min(P, K - k * P)
+                        em.dma(dram(w_addr + block_at[(n0, k)] * es, mdt, kk, ncur, [(ncur, 1)]),
+                               onchip(sbuf(0, kk, bt + k * nc * es, mdt, [(ncur, 1)])))
+                elif bt_buf is None:  # rows of B, N contiguous
+                    bsl = b.slice(1, n0, n0 + ncur)
                     for k in range(kt):
                         k0, kk = k * P, min(P, K - k * P)
                         em.dma(bsl.endpoint(k0 * bsl.strides[0], (kk, bsl.strides[0]), [(ncur, bsl.strides[1])]),
                                onchip(sbuf(0, kk, bt + k * nc * es, mdt, [(ncur, 1)])))
                 else:  # B^T rows [ncur, K] -> B tiles [K, ncur]
-                    _load_transposed(lw, bsl.permute((1, 0)), bt, nc, mdt, bt_buf, cols, ktiles=kt)
+                    _load_transposed(lw, b.slice(1, n0, n0 + ncur).permute((1, 0)), bt, nc, mdt, bt_buf, cols,
+                                     ktiles=kt)
                 bias_ap = _row_operand(em, bias, bias_buf, n0, ncur, min(P, mb))
                 scale_ap = _row_operand(em, rescale, scale_buf, n0, ncur, min(P, mb))
                 for ms in range(0, mb, cols):
