@@ -49,7 +49,7 @@ def is_float(dtype) -> bool:
 class Options:
     dtype: str = "bf16"  # compute dtype of matmul/conv operands
     autocast: str = "all"  # "all": every float value stored in dtype; "matmul": only matmul/conv operands narrowed
-    quant: Optional[dict] = None  # int8: value name -> scale, from calibration
+    quant: Optional[dict] = None  # int8: value name -> calibrated amax (quantize.calibrate)
 
     @property
     def storage(self) -> str:
@@ -205,7 +205,6 @@ class Lowering:
             for v in set(n.inputs) | set(n.outputs):
                 if v and self.last_use.get(v, -1) <= i and v not in self.outputs:
                     self._release(v)
-        # Outputs must end up in their own FP32 buffers the host reads.
         return self.views
 
 
