@@ -200,3 +200,16 @@ def test_variadic_reductions_and_tile():
     np.testing.assert_array_equal(got["min"], np.minimum(np.minimum(a, b), c))
     np.testing.assert_allclose(got["prod"], a.prod(1), rtol=1e-5)
     np.testing.assert_array_equal(got["tile"], np.tile(a, (2, 3)))
+
+
+def test_each_kernel_finds_the_whole_sbuf_in_one_piece():
+    """Kernels plan their tiles for the largest free range: buffers of the kernel before
+    (freed) must not leave it split (a pose-net ConvTranspose once failed on that)."""
+    from infsim.compiler.emitter import SbufAllocator
+    sb = SbufAllocator(98304)
+    for kernel_sizes in ([35000, 64], [16, 65536, 20000], [98304], [64, 64, 98304 - 128]):
+        sb.next_kernel()
+        assert sb.available() == 98304
+        addrs = [(sb.alloc(n), n) for n in kernel_sizes]
+        for a, n in addrs:
+            sb.free(a, n)

@@ -185,25 +185,30 @@ def _release(free_list, start, end):
 class SbufAllocator:
     """Byte ranges of every partition, allocated and freed by kernels.
 
-    Next-fit from where the last allocation ended, so consecutive kernels get
-    different ranges while there is room and one kernel's loads can overlap
-    the previous kernel's compute (the tracker orders any reuse)."""
+    Successive kernels allocate from opposite ends (first fit from the
+    bottom, then from the top, ...): each kernel finds the whole free space
+    in one piece, as its tiling plan assumes, and consecutive kernels' small
+    buffers land in different places, so one kernel's loads can overlap the
+    previous kernel's compute (the tracker orders any reuse)."""
 
     def __init__(self, limit):
         self.limit = limit
         self.free_list = [(0, limit)]  # sorted (start, end)
-        self.cursor = 0
+        self.from_top = False
         self.high_water = 0
+
+    def next_kernel(self):
+        self.from_top = not self.from_top
 
     def alloc(self, nbytes, what="buffer") -> int:
         nbytes = align(max(nbytes, 4), 64)
-        after = [(max(s, self.cursor), e) for s, e in self.free_list if e > self.cursor]
-        for s, e in after + self.free_list:  # next fit, then first fit from the bottom
+        ranges = reversed(self.free_list) if self.from_top else self.free_list
+        for s, e in ranges:
             if e - s >= nbytes:
-                self._take(s, s + nbytes)
-                self.cursor = s + nbytes
-                self.high_water = max(self.high_water, s + nbytes)
-                return s
+                start = e - nbytes if self.from_top else s
+                self._take(start, start + nbytes)
+                self.high_water = max(self.high_water, start + nbytes)
+                return start
         raise CompileError(f"SBUF overflow: {what} needs {nbytes} bytes per partition; "
                            f"{self.available()} are free of {self.limit}")
 
@@ -305,6 +310,7 @@ class Emitter:
         """Following instructions belong to graph node `name` (listings and profiles)."""
         self.source_ops.append(name)
         self.source = len(self.source_ops) - 1
+        self.sbuf.next_kernel()
 
     # -- memory
     def psum_bank(self) -> int:
