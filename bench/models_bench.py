@@ -38,6 +38,7 @@ import models  # noqa: E402
 from models.export import to_onnx  # noqa: E402
 from infsim import runtime  # noqa: E402
 from infsim.compiler import compile_model  # noqa: E402
+from mlp_bench import median_time  # noqa: E402  (this directory is on sys.path when run as a script)
 
 DEFAULT = "resnet50:1,resnet50:8,bert_base:1"
 
@@ -58,15 +59,6 @@ with np.load({inputs!r}) as z:
 runtime.run(exe, feeds)
 print(base, status("VmHWM"))
 """
-
-
-def median_time(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def bench_case(name, batch, dtype, repeat, tmp):
