@@ -11,7 +11,6 @@
 
 #include <array>
 #include <cmath>
-#include <cstring>
 #include <deque>
 #include <functional>
 #include <limits>
@@ -20,10 +19,13 @@
 #include <string>
 #include <vector>
 
+#include "isa/numerics.h"
 #include "sim/systolic_array.h"
 
 using infsim::isa::Dtype;
 using namespace infsim::sim;
+using infsim::numerics::bits_of;
+using infsim::numerics::float_of;
 
 namespace {
 
@@ -200,12 +202,7 @@ float rand_value(std::mt19937& rng, Dtype t) {
   // Values exact in BF16 (8 significant bits) unless FP32 is asked for.
   const float v = std::uniform_real_distribution<float>(-4, 4)(rng);
   if (t == Dtype::fp32) return v;
-  uint32_t u;
-  std::memcpy(&u, &v, 4);
-  u &= 0xffff0000u;
-  float r;
-  std::memcpy(&r, &u, 4);
-  return r;
+  return float_of(bits_of(v) & 0xffff0000u);
 }
 
 std::vector<Op> random_program(std::mt19937& rng, uint32_t rows, uint32_t cols, int pairs) {
@@ -306,16 +303,6 @@ void reference_matmul(const std::vector<float>& w, const std::vector<float>& x, 
     }
 }
 
-float bits_to_float(uint32_t u) {
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-uint32_t float_bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-}
 
 // Bit-identical, except that any NaN matches any NaN: which NaN payload wins
 // when two meet depends on operand order, which the compiler may swap.
@@ -323,7 +310,7 @@ void expect_same_bits(const std::vector<float>& got, const std::vector<float>& w
   ASSERT_EQ(got.size(), want.size());
   for (size_t i = 0; i < got.size(); ++i) {
     if (std::isnan(got[i]) && std::isnan(want[i])) continue;
-    ASSERT_EQ(float_bits(got[i]), float_bits(want[i])) << what << " element " << i << ": " << got[i] << " vs " << want[i];
+    ASSERT_EQ(bits_of(got[i]), bits_of(want[i])) << what << " element " << i << ": " << got[i] << " vs " << want[i];
   }
 }
 
@@ -350,7 +337,7 @@ void compare_with_reference(MatmulIsa isa, const Kind& kind, std::mt19937& rng, 
 }
 
 float bf16_uniform(std::mt19937& rng) {
-  return bits_to_float(float_bits(std::uniform_real_distribution<float>(-4, 4)(rng)) & 0xffff0000u);
+  return float_of(bits_of(std::uniform_real_distribution<float>(-4, 4)(rng)) & 0xffff0000u);
 }
 
 // BF16 values over the whole exponent range: products that underflow into
@@ -360,8 +347,8 @@ float bf16_extreme(std::mt19937& rng) {
     case 0: return 0.0f;
     case 1: return -0.0f;
     case 2: return std::numeric_limits<float>::infinity();
-    case 3: return bits_to_float((rng() & 0x807fu) << 16);  // BF16 subnormal
-    default: return bits_to_float((rng() & 0xffffu) << 16 & 0xff7fffffu);  // finite, any exponent
+    case 3: return float_of((rng() & 0x807fu) << 16);  // BF16 subnormal
+    default: return float_of((rng() & 0xffffu) << 16 & 0xff7fffffu);  // finite, any exponent
   }
 }
 
