@@ -19,6 +19,7 @@ sys.path[:0] = [os.path.join(ROOT, "python"), os.path.join(ROOT, "models")]
 
 import mlp  # noqa: E402
 from infsim import runtime  # noqa: E402
+from infsim.accuracy import cosine  # noqa: E402
 from infsim.compiler import compile_model  # noqa: E402
 
 CASES = [((784, 512, 256, 10), 1), ((784, 512, 256, 10), 8), ((784, 512, 256, 10), 64),
@@ -61,7 +62,7 @@ def main():
             torch_s = median_time(lambda: model(x), max(a.repeat, 20))
             ref = model(x).numpy()
         y = out["y"]["y"]
-        cos = float(np.dot(y.ravel(), ref.ravel()) / (np.linalg.norm(y) * np.linalg.norm(ref)))
+        cos = cosine(y, ref)
         st = out["stats"]
         rows.append({"model": "mlp-" + "-".join(map(str, sizes)), "batch": batch, "dtype": a.dtype,
                      "compile_s": compile_s, "simulate_wall_s": sim_s, "torch_cpu_s": torch_s,

@@ -35,8 +35,9 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path[:0] = [os.path.join(ROOT, "python"), ROOT]
 
 import models  # noqa: E402
-from models.export import to_onnx  # noqa: E402
+from models.export import input_names, to_onnx  # noqa: E402
 from infsim import runtime  # noqa: E402
+from infsim.accuracy import cosine  # noqa: E402
 from infsim.compiler import compile_model  # noqa: E402
 from mlp_bench import median_time  # noqa: E402  (this directory is on sys.path when run as a script)
 
@@ -65,7 +66,7 @@ def bench_case(name, batch, dtype, repeat, tmp):
     model = models.build(name)
     inputs = models.example_inputs(name, batch=batch)
     proto = to_onnx(model, inputs)
-    names = [i.name for i in proto.graph.input if i.name not in {t.name for t in proto.graph.initializer}]
+    names = input_names(proto)
     feeds = {n: x.numpy() for n, x in zip(names, inputs)}
     t0 = time.perf_counter()
     exe = compile_model(proto, "inf1", dtype)
@@ -86,7 +87,7 @@ def bench_case(name, batch, dtype, repeat, tmp):
         ref = model(*inputs)
     ref = (ref[0] if isinstance(ref, (tuple, list)) else ref).numpy()
     y = list(out["y"].values())[0]
-    cos = float(np.dot(y.ravel(), ref.ravel()) / (np.linalg.norm(y) * np.linalg.norm(ref)))
+    cos = cosine(y, ref)
     in_path = os.path.join(tmp, f"{name}_b{batch}_in.npz")
     np.savez(in_path, **feeds)
     script = PEAK_SCRIPT.format(python=os.path.join(ROOT, "python"), exe=exe_path, inputs=in_path)

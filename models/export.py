@@ -32,3 +32,9 @@ def _rename_outputs(graph):
         node.output[:] = [new.get(n, n) for n in node.output]
     for o in outs:
         o.name = new[o.name]
+
+
+def input_names(proto) -> list:
+    """The model's real inputs, in order (graph inputs that are not initializers)."""
+    weights = {t.name for t in proto.graph.initializer}
+    return [i.name for i in proto.graph.input if i.name not in weights]

@@ -40,6 +40,12 @@ CONFIGS = {
 COSINE_MIN = {"fp32": 0.99999, "bf16": 0.995, "fp16": 0.995, "int8": 0.99}
 
 
+def cosine(a, b) -> float:
+    """Cosine similarity of two arrays, flattened, in FP64."""
+    a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
 def _models_package():
     root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
     if root not in sys.path:
@@ -64,9 +70,9 @@ def measure(name, dtype, size="small", target="inf1", calibration_batches=2, see
     build_kw, input_kw = CONFIGS[size][name]
     model = models.build(name, **build_kw)
     inputs = _example(models, name, dict(input_kw, seed=seed))
-    from models.export import to_onnx
+    from models.export import input_names, to_onnx
     proto = to_onnx(model, inputs)
-    names = [i.name for i in proto.graph.input if i.name not in {t.name for t in proto.graph.initializer}]
+    names = input_names(proto)
     calibration = None
     if dtype == "int8":
         cal = [_example(models, name, dict(input_kw, seed=seed + 1 + i)) for i in range(calibration_batches)]
@@ -86,7 +92,7 @@ def measure(name, dtype, size="small", target="inf1", calibration_batches=2, see
     ref = (ref[0] if isinstance(ref, (tuple, list)) else ref).numpy().astype(np.float64)
     got = list(outs.values())[0].astype(np.float64)
     err = float(np.abs(got - ref).max())
-    cos = float(got.ravel() @ ref.ravel() / (np.linalg.norm(got) * np.linalg.norm(ref)))
+    cos = cosine(got, ref)
     return {"model": name, "size": size, "dtype": dtype, "shape": list(ref.shape),
             "max_abs_err": err, "max_rel_err": err / float(np.abs(ref).max()), "cosine": cos,
             "pass": cos >= COSINE_MIN[dtype], "cycles": stats["total_cycles"],

@@ -121,7 +121,9 @@ class Bundle:
                 results.append(stats)
             else:
                 t0 = time.perf_counter()
-                g = load_onnx(__import__("onnx").load_from_string(st["onnx"]))
+                if "graph" not in st:  # parsed on first use, kept for later runs
+                    st["graph"] = load_onnx(__import__("onnx").load_from_string(st["onnx"]))
+                g = st["graph"]
                 # The device hands back INT32 for integer and boolean values: restore the declared types.
                 feeds = {v.name: np.asarray(feeds[v.name]).astype(v.dtype, copy=False) for v in g.inputs}
                 out = run_graph(g, feeds, st["outputs"])

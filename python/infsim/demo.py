@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from . import runtime
-from .accuracy import _example, _models_package
+from .accuracy import _example, _models_package, cosine
 from .compiler import compile_model
 
 DEFAULT_MODEL = "resnet50"
@@ -16,7 +16,7 @@ DEFAULT_MODEL = "resnet50"
 def run_demo(out_dir="out", dtype="bf16", model_name=DEFAULT_MODEL, batch=None):
     import torch
     models = _models_package()
-    from models.export import to_onnx
+    from models.export import input_names, to_onnx
     if model_name not in models.MODELS:
         raise ValueError(f"unknown model '{model_name}' (choose from {', '.join(models.MODELS)})")
     os.makedirs(out_dir, exist_ok=True)
@@ -28,7 +28,7 @@ def run_demo(out_dir="out", dtype="bf16", model_name=DEFAULT_MODEL, batch=None):
     exe_path = os.path.join(out_dir, f"{model_name}.infx")
     with open(onnx_path, "wb") as f:
         f.write(proto.SerializeToString())
-    names = [i.name for i in proto.graph.input if i.name not in {t.name for t in proto.graph.initializer}]
+    names = input_names(proto)
 
     report = []
     t0 = time.perf_counter()
@@ -56,7 +56,7 @@ def run_demo(out_dir="out", dtype="bf16", model_name=DEFAULT_MODEL, batch=None):
         print(f"first outputs: simulator {np.round(got.ravel()[:4], 4)} | PyTorch FP32 CPU "
               f"{np.round(ref.ravel()[:4], 4)}")
     err = np.abs(got - ref)
-    cos = float(np.dot(got.ravel(), ref.ravel()) / (np.linalg.norm(got) * np.linalg.norm(ref)))
+    cos = cosine(got, ref)
     print(f"max abs error {err.max():.3e} ({err.max() / np.abs(ref).max():.2e} of the largest output), "
           f"cosine similarity {cos:.6f}")
     util = stats["derived"].get("core0.tensor.utilization", 0.0)

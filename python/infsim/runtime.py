@@ -85,9 +85,9 @@ def run(exe, inputs: Dict[str, np.ndarray], instance: str = "inf1.xlarge", confi
             piece[n] = _to_bytes(n, a, ins[n])
         r = run_raw(exe, piece, config, timing_only)
         parts.append(_unpack(r["outputs"], specs))
-        results.append(r)
+        results.append(make_stats(r, instance, config))
     outputs = {n: np.concatenate([p[n] for p in parts])[:total] for n in parts[0]}
-    return outputs, make_stats(_sum_runs(results), instance, config, runs=len(results))
+    return outputs, combine_stats(results, instance)
 
 
 def _unpack(raw_outputs, specs):
@@ -113,8 +113,9 @@ def _batch_chunks(exe, inputs, ins):
 
 
 def combine_stats(stats_list, instance) -> dict:
-    """One STATS.json for several device runs (a bundle's steps): cycles,
-    time and every counter add up; derived figures are recomputed."""
+    """One STATS.json for several device runs (a bundle's steps, the pieces
+    of a split batch): cycles, time and every counter add up; derived
+    figures are recomputed."""
     total = {"total_cycles": 0, "simulated_seconds": 0.0, "runs": 0, "instance": instance,
              "config": stats_list[0]["config"], "counters": {}, "counter_units": {}}
 
@@ -132,16 +133,6 @@ def combine_stats(stats_list, instance) -> dict:
         add(total["counters"], s["counters"])
         total["counter_units"].update(s["counter_units"])
     total["derived"] = derived_figures(total["counters"], total["simulated_seconds"], total["config"])
-    return total
-
-
-def _sum_runs(results):
-    """One result for several back-to-back runs: cycles, time and counters add up."""
-    total = dict(results[0])
-    total["total_cycles"] = sum(r["total_cycles"] for r in results)
-    total["simulated_seconds"] = sum(r["simulated_seconds"] for r in results)
-    total["counters"] = [c[:4] + (sum(r["counters"][i][4] for r in results),)
-                         for i, c in enumerate(results[0]["counters"])]
     return total
 
 
@@ -169,7 +160,7 @@ def _run_in_worker(exe_bytes, raw, config, timing_only=False):
     return _infsim.run(_infsim.Executable.deserialize(exe_bytes), raw, config, timing_only)
 
 
-def make_stats(r, instance, config, runs=1) -> dict:
+def make_stats(r, instance, config) -> dict:
     """STATS.json content: totals plus counters nested by component path."""
     counters = {}
     for path, name, unit, desc, value in r["counters"]:
@@ -177,7 +168,7 @@ def make_stats(r, instance, config, runs=1) -> dict:
         for part in path.split("."):
             node = node.setdefault(part, {})
         node[name] = value
-    return {"total_cycles": r["total_cycles"], "simulated_seconds": r["simulated_seconds"], "runs": runs,
+    return {"total_cycles": r["total_cycles"], "simulated_seconds": r["simulated_seconds"], "runs": 1,
             "instance": instance, "config": config, "counters": counters,
             "counter_units": {f"{p}.{n}": {"unit": u, "description": d} for p, n, u, d, _ in r["counters"]},
             "derived": derived_figures(counters, r["simulated_seconds"], config)}

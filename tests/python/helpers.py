@@ -2,6 +2,8 @@
 import numpy as np
 import torch
 
+from infsim.accuracy import cosine  # noqa: F401  (tests import it from here)
+
 
 def export(module, example, path, input_names=("x",), output_names=("y",), dynamic_batch=False):
     dyn = {input_names[0]: {0: "batch"}} if dynamic_batch else None
@@ -10,9 +12,6 @@ def export(module, example, path, input_names=("x",), output_names=("y",), dynam
     return str(path)
 
 
-def cosine(a, b):
-    a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
 # Tolerances that follow from the compute dtype: BF16 keeps 8 significant

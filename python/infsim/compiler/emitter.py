@@ -347,11 +347,7 @@ class Emitter:
         """One DMA transfer (endpoints from isa.dram / isa.onchip / DView.endpoint).
         Loads rotate over the load queues; anything writing DRAM goes to the store queue."""
         if queue is None:
-            if dst["loc"] == "dram":
-                queue = STORE_QUEUE
-            else:
-                queue = LOAD_QUEUES[self._load_rr % len(LOAD_QUEUES)]
-                self._load_rr += 1
+            queue = STORE_QUEUE if dst["loc"] == "dram" else self._load_queue()
         n_src = _elements(src)
         if n_src != _elements(dst):
             raise ValueError(f"DMA element counts differ: {src} -> {dst}")
@@ -361,11 +357,16 @@ class Emitter:
 
     def gather(self, table: dict, dst: dict, index: AP, queue: Optional[str] = None) -> int:
         """dma_gather: dst partition p <- table row index[p] (the table is a constant)."""
-        queue = queue or LOAD_QUEUES[self._load_rr % len(LOAD_QUEUES)]
-        self._load_rr += 1
+        queue = queue or self._load_queue()
         d = self.exe.add_dma(table, dst)
         return self._emit(queue, "dma_gather", {"desc": d, "index": index}, [ap_region(index)],
                           [endpoint_region(dst)])
+
+    def _load_queue(self) -> str:
+        """The next load queue, round robin."""
+        q = LOAD_QUEUES[self._load_rr % len(LOAD_QUEUES)]
+        self._load_rr += 1
+        return q
 
     def _emit(self, engine, opcode, fields, reads, writes) -> int:
         need = self.deps.waits(engine, reads, writes)

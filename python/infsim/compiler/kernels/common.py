@@ -19,6 +19,10 @@ class Tile:
     pstrides: List[int]
     fstrides: List[int]
 
+    def endpoint(self, view: DView, i: int) -> dict:
+        """The DMA endpoint of this tile in `view` (view i of the tiling)."""
+        return view.endpoint(self.offsets[i], (self.rows, self.pstrides[i]), [(self.cols, self.fstrides[i])])
+
 
 def tiles(shape: Sequence[int], views: Sequence[DView], fmax: int = FMAX, pmax: int = P) -> List[Tile]:
     """Covers an iteration space of `shape` (every view broadcast to it) with
@@ -85,7 +89,7 @@ def load(em, view: DView, t: Tile, i: int, addr: int, dtype: str = None, part_st
 
 
 def store(em, ap: AP, view: DView, t: Tile, i: int):
-    em.dma(onchip(ap), view.endpoint(t.offsets[i], (t.rows, t.pstrides[i]), [(t.cols, t.fstrides[i])]))
+    em.dma(onchip(ap), t.endpoint(view, i))
 
 
 def col(addr: int, rows: int, part_start: int = 0) -> AP:

@@ -80,6 +80,19 @@ def _permuted(lw: Lowering, node: Node, axes):
     return xp, yk
 
 
+def _rowwise(lw: Lowering, node: Node, axes):
+    """For ops whose output has the input's shape (Softmax, LayerNorm): the
+    input and a fresh output, both permuted so `axes` come last, the free
+    dims of one row in each, and the row length."""
+    x = lw.view(node.inputs[0])
+    perm = [a for a in range(x.ndim) if a not in axes] + list(axes)
+    xp = x.permute(perm)
+    y = lw.new_output(node.outputs[0]).permute(perm)
+    dims, R = _red_dims(xp, len(axes))
+    ydims, _ = _red_dims(y, len(axes))
+    return xp, y, dims, ydims, R
+
+
 @kernel(*REDUCE_OP, check=check_reduce)
 def emit_reduce(node: Node, lw: Lowering):
     em = lw.em
@@ -128,13 +141,7 @@ def emit_softmax(node: Node, lw: Lowering):
     of log(sum) (LogSoftmax)."""
     em = lw.em
     axes = _softmax_axes(node, lw)
-    x = lw.view(node.inputs[0])
-    kept = [a for a in range(x.ndim) if a not in axes]
-    perm = kept + axes
-    xp = x.permute(perm)
-    y = lw.new_output(node.outputs[0]).permute(perm)
-    dims, R = _red_dims(xp, len(axes))
-    ydims, _ = _red_dims(y, len(axes))
+    xp, y, dims, ydims, R = _rowwise(lw, node, axes)
     xb = Buffers(em, R * 4, 2, f"{node.name} rows")
     eb = Buffers(em, R * 4, 2, f"{node.name} exp")
     cb = Buffers(em, 16, 2, f"{node.name} stats")
@@ -174,10 +181,7 @@ def emit_layernorm(node: Node, lw: Lowering):
     and beta, broadcast to every partition by the DMA (partition step 0)."""
     em = lw.em
     axes = _ln_axes(node, lw)
-    x = lw.view(node.inputs[0])
-    y = lw.new_output(node.outputs[0])
-    dims, R = _red_dims(x, len(axes))
-    ydims, _ = _red_dims(y, len(axes))
+    x, y, dims, ydims, R = _rowwise(lw, node, axes)
     eps = float(node.attrs.get("epsilon", 1e-5))
     xb = Buffers(em, R * 4, 2, f"{node.name} rows")
     tb = Buffers(em, R * 4, 2, f"{node.name} normalised")

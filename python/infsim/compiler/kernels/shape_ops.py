@@ -3,11 +3,11 @@ ops that copy it (Concat, Pad, a Reshape of a view the strides cannot
 express): DRAM-to-DRAM DMA, converting the element type on the way."""
 import numpy as np
 
-from ...isa import sbuf, onchip
+from ...isa import sbuf
 from ..ir import Node
 from ..lower import Lowering, kernel
 from ..views import DView
-from .common import FMAX, Buffers, tiles
+from .common import FMAX, Buffers, store, tiles
 
 # DRAM-to-DRAM copies rotate over every queue: they carry no compute dependency.
 COPY_QUEUES = ("dma0", "dma1", "dma2", "dma3")
@@ -15,10 +15,9 @@ COPY_QUEUES = ("dma0", "dma1", "dma2", "dma3")
 
 def copy_view(lw: Lowering, src: DView, dst: DView):
     """dst[...] = src[...] (same shape; src may broadcast), tile by tile."""
-    for i, t in enumerate(tiles(dst.shape, [dst, src.expand(dst.shape)], fmax=1 << 16)):
-        lw.em.dma(src.endpoint(t.offsets[1], (t.rows, t.pstrides[1]), [(t.cols, t.fstrides[1])]),
-                  dst.endpoint(t.offsets[0], (t.rows, t.pstrides[0]), [(t.cols, t.fstrides[0])]),
-                  queue=COPY_QUEUES[i % len(COPY_QUEUES)])
+    src = src.expand(dst.shape)
+    for i, t in enumerate(tiles(dst.shape, [dst, src], fmax=1 << 16)):
+        lw.em.dma(t.endpoint(src, 1), t.endpoint(dst, 0), queue=COPY_QUEUES[i % len(COPY_QUEUES)])
 
 
 def fill_view(lw: Lowering, dst: DView, value: float):
@@ -28,8 +27,7 @@ def fill_view(lw: Lowering, dst: DView, value: float):
     a = buf.next()
     em.insn("vector", "memset", dst=sbuf(0, 128, a, dst.dtype, [(FMAX, 1)]), value=float(value))
     for t in tiles(dst.shape, [dst]):
-        em.dma(onchip(sbuf(0, t.rows, a, dst.dtype, [(t.cols, 1)])),
-               dst.endpoint(t.offsets[0], (t.rows, t.pstrides[0]), [(t.cols, t.fstrides[0])]))
+        store(em, sbuf(0, t.rows, a, dst.dtype, [(t.cols, 1)]), dst, t, 0)
     buf.free()
 
 
