@@ -35,10 +35,10 @@ CommandStatus CommandProcessor::execute(const Command& c) {
     case Opcode::load: {
       if (auto s = check_range(c); s != CommandStatus::ok) return s;
       const isa::Executable* image = device_.host_image(c.args[2]);
-      if (!image || image->num_cores < first + count) return CommandStatus::bad_image;
+      if (!image || image->num_cores < count) return CommandStatus::bad_image;
       for (uint32_t i = first; i < first + count; ++i)
         if (device_.core_status(i) == CoreStatus::running) return CommandStatus::busy;
-      for (uint32_t i = first; i < first + count; ++i) device_.load_core(i, *image);
+      for (uint32_t i = 0; i < count; ++i) device_.load_core(first + i, *image, i);
       return CommandStatus::ok;
     }
     case Opcode::run: {

@@ -1,7 +1,7 @@
 // Device firmware: the command processor.
 //
 // The host posts commands through the host interface's command registers
-// (CMD_OPCODE, CMD_ARG0..3, then CMD_DOORBELL; see sim/host_interface.h).
+// (CMD_OPCODE, CMD_ARG0..3, then CMD_DOORBELL; see sim/chip/host_interface.h).
 // The firmware is a SystemC thread on the device. It takes the posted
 // commands in order, spends kCommandCycles on each, performs it, and reports
 // its completion (CMD_STATUS, CMD_COMPLETED, IRQ_STATUS). It reaches the
@@ -24,7 +24,7 @@ namespace infsim::firmware {
 // ARG1 = number of cores.
 enum class Opcode : uint32_t {
   nop = 0,
-  load = 1,  // ARG0 first core, ARG1 cores, ARG2 host image handle: the image's streams become the cores' programs
+  load = 1,  // ARG0 first core, ARG1 cores, ARG2 host image handle: image core i's streams become core ARG0+i's program
   run = 2,   // ARG0 first core, ARG1 cores: rings their doorbells, all in the same cycle
   reset_counters = 3,  // every performance counter to 0
   reset_cores = 4,     // ARG0 first core, ARG1 cores: running engines abandon their streams; cores to idle
@@ -35,7 +35,7 @@ enum class CommandStatus : uint32_t {
   ok = 0,
   bad_opcode = 1,
   bad_cores = 2,   // empty range, or beyond the device's cores
-  bad_image = 3,   // no host image with that handle, or it is for fewer cores
+  bad_image = 3,   // no host image with that handle, or it is for fewer cores than the range
   not_loaded = 4,  // run: a core of the range has no program loaded (nothing started)
   busy = 5,        // load: a core of the range is running
   queue_full = 6,  // CMD_DOORBELL while kCommandQueueDepth commands were pending (the command is dropped)
@@ -80,7 +80,8 @@ class Device {
   virtual const isa::Executable* host_image(uint32_t handle) const = 0;
 
   virtual CoreStatus core_status(uint32_t core) const = 0;
-  virtual void load_core(uint32_t core, const isa::Executable& image) = 0;  // clears the core's state; -> loaded
+  // Clears the core's state and gives it image core `image_core`'s program; -> loaded.
+  virtual void load_core(uint32_t core, const isa::Executable& image, uint32_t image_core) = 0;
   virtual void ring_doorbell(uint32_t core) = 0;                            // loaded -> running
   virtual void abort_core(uint32_t core) = 0;  // engines still in a stream give it up at once
   virtual void reset_core(uint32_t core) = 0;  // clears the core's state; -> idle

@@ -1,7 +1,7 @@
 // The DRAM channel's fast timing model against a cycle-by-cycle reference:
 // the reference steps one cycle at a time, keeps a log of every command and
 // accepts a command only if no constraint against the log is violated. Both
-// follow the controller policy of sim/dram_timing.h and must agree on every
+// follow the controller policy of sim/memory/dram_timing.h and must agree on every
 // completion cycle. The reference's constraints are probed at their exact
 // boundaries (N-1 cycles refused, N accepted).
 #include <gtest/gtest.h>
@@ -13,7 +13,7 @@
 #include <tuple>
 #include <vector>
 
-#include "sim/dram_timing.h"
+#include "sim/memory/dram_timing.h"
 
 using namespace infsim::sim;
 

@@ -19,7 +19,7 @@
 #include "isa/executable.h"
 #include "isa/isa_support.h"
 #include "isa/numerics.h"
-#include "sim/chip.h"
+#include "sim/chip/chip.h"
 #include "sim/config.h"
 #include "tests/cpp/dma_endpoints.h"
 

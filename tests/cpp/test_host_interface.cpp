@@ -25,9 +25,9 @@
 #include "isa/isa_support.h"
 #include "sim/config.h"
 #include "sim/counters.h"
-#include "sim/dram.h"
-#include "sim/host_interface.h"
-#include "sim/neuron_core.h"
+#include "sim/memory/dram.h"
+#include "sim/chip/host_interface.h"
+#include "sim/core/neuron_core.h"
 
 using namespace infsim;
 using firmware::CommandStatus;

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "isa/numerics.h"
-#include "sim/onchip_memory.h"
+#include "sim/memory/onchip_memory.h"
 
 using namespace infsim;
 using numerics::bits_of;

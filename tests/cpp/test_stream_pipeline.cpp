@@ -10,7 +10,7 @@
 #include <random>
 #include <vector>
 
-#include "sim/engine.h"
+#include "sim/core/engine.h"
 
 using infsim::sim::stream_timing;
 

@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "isa/numerics.h"
-#include "sim/systolic_array.h"
+#include "sim/core/systolic_array.h"
 
 using infsim::isa::Dtype;
 using namespace infsim::sim;

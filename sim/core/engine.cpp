@@ -1,10 +1,10 @@
-#include "sim/engine.h"
+#include "sim/core/engine.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 
-#include "sim/neuron_core.h"
+#include "sim/core/neuron_core.h"
 
 namespace infsim::sim {
 

@@ -1,4 +1,4 @@
-#include "sim/host_interface.h"
+#include "sim/chip/host_interface.h"
 
 #include <fmt/format.h>
 
@@ -57,6 +57,7 @@ HostInterface::HostInterface(sc_core::sc_module_name name, const ChipConfig& cfg
   dont_initialize();
 
   const uint32_t n = num_cores();
+  for (uint32_t i = 0; i < n; ++i) core_irq_.push_back(std::make_unique<sc_core::sc_event>());
   for (Register* r : {&DOORBELL, &STATUS, &COMPLETION_CODE, &ACTIVE_ENGINES, &CYCLES, &FAULT_ENGINE, &FAULT_PC})
     r->resize(n);
   COUNTER.resize(static_cast<uint32_t>(counters_.all().size()));
@@ -237,9 +238,9 @@ void HostInterface::set_status(uint32_t core, CoreStatus s) {
   STATUS.set(core, static_cast<uint64_t>(s));
 }
 
-void HostInterface::load_core(uint32_t core, const isa::Executable& image) {
+void HostInterface::load_core(uint32_t core, const isa::Executable& image, uint32_t image_core) {
   reset_core(core);
-  cores_[core]->load(image);
+  cores_[core]->load(image, image_core);
   set_status(core, CoreStatus::loaded);
 }
 
@@ -259,7 +260,7 @@ void HostInterface::abort_core(uint32_t core) {
 void HostInterface::reset_core(uint32_t core) {
   static const isa::Executable kNoProgram;  // no streams: every engine finished
   cores_[core]->reset();
-  cores_[core]->load(kNoProgram);
+  cores_[core]->load(kNoProgram, 0);
   set_status(core, CoreStatus::idle);
   COMPLETION_CODE.set(core, COMPLETION_CODE.reset_value);
   FAULT_ENGINE.set(core, FAULT_ENGINE.reset_value);
@@ -276,6 +277,7 @@ void HostInterface::end_of_program(uint32_t core, uint32_t code) {
   cycles_[core] = static_cast<uint64_t>((sc_core::sc_time_stamp() - start_time_[core]) / period_ + 0.5);
   if (core_status(core) == CoreStatus::running) set_status(core, CoreStatus::done);
   raise(kIrqCoreDone);
+  core_irq_[core]->notify(sc_core::SC_ZERO_TIME);
 }
 
 void HostInterface::fault(uint32_t core, isa::Engine engine, size_t pc) {
@@ -283,6 +285,7 @@ void HostInterface::fault(uint32_t core, isa::Engine engine, size_t pc) {
   FAULT_ENGINE.set(core, static_cast<uint32_t>(engine));
   FAULT_PC.set(core, static_cast<uint32_t>(pc));
   raise(kIrqCoreFault);
+  core_irq_[core]->notify(sc_core::SC_ZERO_TIME);
 }
 
 // ------------------------------------------------------------ host side

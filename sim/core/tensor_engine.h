@@ -1,13 +1,13 @@
 // Tensor engine: the systolic array (array_rows x array_cols processing
 // elements) with two stationary buffers; timing and arithmetic in
-// sim/systolic_array.h.
+// sim/core/systolic_array.h.
 #pragma once
 
 #include <array>
 #include <vector>
 
-#include "sim/engine.h"
-#include "sim/systolic_array.h"
+#include "sim/core/engine.h"
+#include "sim/core/systolic_array.h"
 
 namespace infsim::sim {
 

@@ -1,4 +1,4 @@
-#include "sim/onchip_memory.h"
+#include "sim/memory/onchip_memory.h"
 
 #include <cstring>
 

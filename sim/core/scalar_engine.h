@@ -4,7 +4,7 @@
 
 #include <vector>
 
-#include "sim/engine.h"
+#include "sim/core/engine.h"
 
 namespace infsim::sim {
 

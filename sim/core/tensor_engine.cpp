@@ -1,10 +1,10 @@
-#include "sim/tensor_engine.h"
+#include "sim/core/tensor_engine.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 
-#include "sim/neuron_core.h"
+#include "sim/core/neuron_core.h"
 
 namespace infsim::sim {
 

@@ -1,4 +1,4 @@
-#include "sim/dram.h"
+#include "sim/memory/dram.h"
 
 #include <fmt/format.h>
 
@@ -94,6 +94,22 @@ void Dram::reset() {
   for (auto& [index, p] : pages_) spare_.push_back(std::move(p));
   pages_.clear();
   restart_timing();
+}
+
+void Dram::clear(uint64_t addr, uint64_t n) {
+  for (auto it = pages_.begin(); it != pages_.end();) {
+    const uint64_t lo = it->first * kPageBytes, hi = lo + kPageBytes;
+    if (hi <= addr || lo >= addr + n) {
+      ++it;
+    } else if (lo >= addr && hi <= addr + n) {
+      spare_.push_back(std::move(it->second));
+      it = pages_.erase(it);
+    } else {
+      const uint64_t a = std::max(lo, addr), b = std::min(hi, addr + n);
+      std::memset(it->second.get() + (a - lo), 0, b - a);
+      ++it;
+    }
+  }
 }
 
 void Dram::restart_timing() {

@@ -1,4 +1,4 @@
-#include "sim/dma_queue.h"
+#include "sim/core/dma_queue.h"
 
 #include <fmt/format.h>
 
@@ -8,8 +8,8 @@
 #include <iterator>
 
 #include "isa/numerics.h"
-#include "sim/dram.h"
-#include "sim/neuron_core.h"
+#include "sim/memory/dram.h"
+#include "sim/core/neuron_core.h"
 
 namespace infsim::sim {
 

@@ -19,9 +19,9 @@
 #include "sim/config.h"
 #include "sim/counters.h"
 #include "firmware/command_processor.h"
-#include "sim/dram.h"
-#include "sim/host_interface.h"
-#include "sim/neuron_core.h"
+#include "sim/memory/dram.h"
+#include "sim/chip/host_interface.h"
+#include "sim/core/neuron_core.h"
 
 namespace infsim::sim {
 
@@ -45,13 +45,18 @@ class Chip : public sc_core::sc_module {
   // Whether this process's chip (if any) can run `cfg`.
   static bool can_run(const ChipConfig& cfg);
 
-  // Builds a chip. The runtime uses instance(); a test process that does not
-  // may build its own (SystemC elaborates one design per process).
-  Chip(sc_core::sc_module_name name, const ChipConfig& cfg);
+  // Builds a chip. A test process may build its own (SystemC elaborates one
+  // design per process). Without `own_host_port` the chip's register socket
+  // is left for an instance's host to bind (sim/system/instance.h), and
+  // run() cannot be used.
+  Chip(sc_core::sc_module_name name, const ChipConfig& cfg, bool own_host_port = true);
 
   const ChipConfig& config() const { return cfg_; }
   HostInterface& host_interface() { return *host_if_; }
   HostPort& host() { return *host_; }
+  Dram& dram() { return *dram_; }
+  NeuronCore& core(uint32_t c) { return *cores_.at(c); }
+  CounterRegistry& counters() { return counters_; }
   const CounterRegistry& counter_registry() const { return counters_; }
   // Validates, loads weights and inputs (raw bytes keyed by input name),
   // simulates to completion, reads outputs. Throws isa::FormatError for an

@@ -12,8 +12,8 @@
 
 #include "sim/config.h"
 #include "sim/counters.h"
-#include "sim/engine.h"
-#include "sim/onchip_memory.h"
+#include "sim/core/engine.h"
+#include "sim/memory/onchip_memory.h"
 
 namespace infsim::sim {
 
@@ -28,7 +28,11 @@ class NeuronCore : public sc_core::sc_module {
   // DMA queues' initiator sockets, bound by the chip to the DRAM.
   std::vector<tlm::tlm_initiator_socket<>*> dram_sockets();
 
-  void load(const isa::Executable& exe);  // assigns this core's streams
+  // Assigns the streams of the executable's core `image_core` to this core
+  // (a model loads onto any group of cores: image core i runs on the
+  // group's i-th core).
+  void load(const isa::Executable& exe, uint32_t image_core);
+  uint32_t image_core() const { return image_core_; }
 
   // Timing-only runs compute cycles but not values. The one way values steer
   // timing is a dma_gather's row indices, so instructions whose operands
@@ -96,6 +100,7 @@ class NeuronCore : public sc_core::sc_module {
   const ChipConfig& cfg_;
   CounterRegistry& counters_;
   const isa::Executable* exe_ = nullptr;
+  uint32_t image_core_ = 0;
   sc_core::sc_time period_;
   OnChipMemory sbuf_, psum_;
   sc_core::sc_time psum_port_free_;

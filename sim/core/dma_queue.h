@@ -14,7 +14,7 @@
 
 #include <vector>
 
-#include "sim/engine.h"
+#include "sim/core/engine.h"
 
 namespace infsim::sim {
 

@@ -1,13 +1,13 @@
-#include "sim/neuron_core.h"
+#include "sim/core/neuron_core.h"
 
 #include <fmt/format.h>
 
 #include <cmath>
 
-#include "sim/dma_queue.h"
-#include "sim/scalar_engine.h"
-#include "sim/tensor_engine.h"
-#include "sim/vector_engine.h"
+#include "sim/core/dma_queue.h"
+#include "sim/core/scalar_engine.h"
+#include "sim/core/tensor_engine.h"
+#include "sim/core/vector_engine.h"
 
 namespace infsim::sim {
 
@@ -42,17 +42,18 @@ std::vector<tlm::tlm_initiator_socket<>*> NeuronCore::dram_sockets() {
   return s;
 }
 
-void NeuronCore::load(const isa::Executable& exe) {
+void NeuronCore::load(const isa::Executable& exe, uint32_t image_core) {
   exe_ = &exe;
+  image_core_ = image_core;
   std::vector<int> by_dma(cfg_.semaphores, 0), by_compute(cfg_.semaphores, 0);
   for (const auto& s : exe.streams)
-    if (s.core == index_)
+    if (s.core == image_core_)
       for (const auto& ins : s.instructions)
         if (const uint8_t sem = isa::header_of(ins).signal; sem != isa::kNoSemaphore)
           ++(s.engine >= isa::Engine::dma0 ? by_dma : by_compute)[sem];
   gather_indices_.clear();
   for (const auto& s : exe.streams)
-    if (s.core == index_)
+    if (s.core == image_core_)
       for (const auto& ins : s.instructions)
         if (const auto* g = std::get_if<isa::DmaGather>(&ins)) gather_indices_.push_back(g->index);
   dma_signalled_.assign(cfg_.semaphores, false);
@@ -60,7 +61,7 @@ void NeuronCore::load(const isa::Executable& exe) {
   for (auto& e : engines_) {
     const isa::Stream* mine = nullptr;
     for (const auto& s : exe.streams)
-      if (s.core == index_ && s.engine == e->id()) mine = &s;
+      if (s.core == image_core_ && s.engine == e->id()) mine = &s;
     e->load(mine);
   }
 }
@@ -174,7 +175,7 @@ void NeuronCore::fault(isa::Engine engine, size_t pc, const std::string& what) {
   if (fault_) return;  // report the first fault only
   std::string op = "?";
   for (const auto& s : exe_->streams)
-    if (s.core == index_ && s.engine == engine && pc < s.instructions.size()) {
+    if (s.core == image_core_ && s.engine == engine && pc < s.instructions.size()) {
       op = isa::to_string(isa::opcode_of(s.instructions[pc]));
       if (pc < s.source_op.size()) op += ", from " + exe_->source_ops[s.source_op[pc]];
     }

@@ -32,13 +32,14 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "firmware/command_processor.h"
 #include "sim/config.h"
 #include "sim/counters.h"
-#include "sim/neuron_core.h"
+#include "sim/core/neuron_core.h"
 
 namespace infsim::sim {
 
@@ -156,6 +157,10 @@ class HostInterface : public sc_core::sc_module, public firmware::Device, privat
 
   // Notified when IRQ_STATUS & IRQ_ENABLE becomes non-zero.
   const sc_core::sc_event& irq() const { return irq_event_; }
+  // Core c's own interrupt vector (an MSI-X vector per core on PCIe):
+  // notified when the core executes end_of_program or faults, so that the
+  // runtime's per-group waits do not share IRQ_STATUS.
+  const sc_core::sc_event& core_irq(uint32_t c) const { return *core_irq_[c]; }
 
   // ---- firmware::Device
   uint32_t num_cores() const override { return static_cast<uint32_t>(cores_.size()); }
@@ -165,7 +170,7 @@ class HostInterface : public sc_core::sc_module, public firmware::Device, privat
   void complete_command(firmware::CommandStatus status) override;
   const isa::Executable* host_image(uint32_t handle) const override;
   firmware::CoreStatus core_status(uint32_t core) const override;
-  void load_core(uint32_t core, const isa::Executable& image) override;
+  void load_core(uint32_t core, const isa::Executable& image, uint32_t image_core) override;
   void ring_doorbell(uint32_t core) override;
   void abort_core(uint32_t core) override;
   void reset_core(uint32_t core) override;
@@ -210,6 +215,7 @@ class HostInterface : public sc_core::sc_module, public firmware::Device, privat
   std::deque<QueuedCommand> queue_;
   sc_core::sc_event command_posted_;
   sc_core::sc_event irq_event_;
+  std::vector<std::unique_ptr<sc_core::sc_event>> core_irq_;
   std::map<uint32_t, const isa::Executable*> images_;
   uint32_t next_handle_ = 1;
 };

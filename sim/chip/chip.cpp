@@ -1,4 +1,4 @@
-#include "sim/chip.h"
+#include "sim/chip/chip.h"
 
 #include <fmt/format.h>
 
@@ -7,7 +7,7 @@
 
 namespace infsim::sim {
 
-Chip::Chip(sc_core::sc_module_name name, const ChipConfig& cfg) : sc_module(name), cfg_(cfg) {
+Chip::Chip(sc_core::sc_module_name name, const ChipConfig& cfg, bool own_host_port) : sc_module(name), cfg_(cfg) {
   dram_ = std::make_unique<Dram>("dram", cfg_, counters_);
   std::vector<NeuronCore*> cores;
   for (uint32_t c = 0; c < cfg_.cores; ++c) {
@@ -20,6 +20,7 @@ Chip::Chip(sc_core::sc_module_name name, const ChipConfig& cfg) : sc_module(name
   firmware_ = std::make_unique<firmware::CommandProcessor>("firmware", *host_if_);
   // The host's ports are not part of the device; they sit in this module
   // only because SystemC sockets need a parent module.
+  if (!own_host_port) return;
   host_ = std::make_unique<HostPort>("host");
   host_->registers.bind(host_if_->socket);
   host_->dram.bind(dram_->socket);
@@ -72,6 +73,7 @@ void Chip::reset_cores(uint32_t n) {
 
 RunResult Chip::run(const isa::Executable& exe, const std::map<std::string, std::vector<uint8_t>>& inputs,
                     bool timing_only) {
+  if (!host_) throw RunError("this chip is part of an instance: run models through its runtime");
   using firmware::CoreStatus;
   using firmware::Opcode;
   isa::validate(exe, cfg_.limits());

@@ -6,7 +6,7 @@
 #include <initializer_list>
 #include <vector>
 
-#include "sim/engine.h"
+#include "sim/core/engine.h"
 
 namespace infsim::sim {
 

@@ -1,4 +1,4 @@
-#include "sim/dram_timing.h"
+#include "sim/memory/dram_timing.h"
 
 #include <algorithm>
 

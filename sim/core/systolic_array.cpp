@@ -1,4 +1,4 @@
-#include "sim/systolic_array.h"
+#include "sim/core/systolic_array.h"
 
 #include <algorithm>
 

@@ -16,7 +16,7 @@
 
 #include "sim/config.h"
 #include "sim/counters.h"
-#include "sim/dram_timing.h"
+#include "sim/memory/dram_timing.h"
 
 namespace infsim::sim {
 
@@ -43,6 +43,9 @@ class Dram : public sc_core::sc_module {
   // Frees every page (contents read back as zero; the memory is kept for
   // the next run), then restart_timing().
   void reset();
+  // Bytes [addr, addr + n) read back as zero again (a model unloaded from
+  // its cores' slices); no timing state changes.
+  void clear(uint64_t addr, uint64_t n);
   // All banks closed, channel statistics zero, DRAM cycle 0 and the refresh
   // schedule restarting now. The host interface calls it when a doorbell
   // starts a core of an idle device, so a run's DRAM timing is measured from

@@ -1,4 +1,4 @@
-#include "sim/vector_engine.h"
+#include "sim/core/vector_engine.h"
 
 #include <fmt/format.h>
 
@@ -6,7 +6,7 @@
 #include <cmath>
 
 #include "isa/numerics.h"
-#include "sim/neuron_core.h"
+#include "sim/core/neuron_core.h"
 
 namespace infsim::sim {
 

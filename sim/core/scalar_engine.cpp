@@ -1,9 +1,9 @@
-#include "sim/scalar_engine.h"
+#include "sim/core/scalar_engine.h"
 
 #include <algorithm>
 
 #include "firmware/activation_functions.h"
-#include "sim/neuron_core.h"
+#include "sim/core/neuron_core.h"
 
 namespace infsim::sim {
 

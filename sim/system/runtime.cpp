@@ -1,0 +1,662 @@
+#define SC_INCLUDE_DYNAMIC_PROCESSES
+#include "sim/system/runtime.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <cstring>
+#include <deque>
+#include <random>
+#include <set>
+
+#include "sim/system/instance.h"
+
+namespace infsim::sim {
+
+using sc_core::sc_time;
+using firmware::CoreStatus;
+using firmware::Opcode;
+
+const char* status_name(Status s) {
+  switch (s) {
+    case Status::success: return "NRT_SUCCESS";
+    case Status::bad_input: return "NRT_EXEC_BAD_INPUT";
+    case Status::timeout: return "NRT_TIMEOUT";
+    case Status::queue_full: return "NRT_QUEUE_FULL";
+    case Status::not_enough_cores: return "NRT_LOAD_NOT_ENOUGH_NC";
+    case Status::hardware_error: return "NRT_HW_ERROR";
+    case Status::numerical_error: return "NRT_EXEC_COMPLETED_WITH_NUM_ERR";
+    case Status::unloaded: return "NRT_INVALID_HANDLE";
+  }
+  return "?";
+}
+
+namespace {
+
+double seconds(const sc_time& t) { return t.to_seconds(); }
+
+// Whether a float output holds NaN or Inf.
+bool non_finite(isa::Dtype d, const std::vector<uint8_t>& b) {
+  const size_t n = b.size() / std::max<size_t>(1, isa::dtype_bytes(d));
+  auto u16 = [&](size_t i) { uint16_t v; std::memcpy(&v, b.data() + 2 * i, 2); return v; };
+  switch (d) {
+    case isa::Dtype::fp32:
+      for (size_t i = 0; i < n; ++i) {
+        uint32_t v;
+        std::memcpy(&v, b.data() + 4 * i, 4);
+        if ((v & 0x7F800000u) == 0x7F800000u) return true;
+      }
+      return false;
+    case isa::Dtype::fp16:
+      for (size_t i = 0; i < n; ++i) if ((u16(i) & 0x7C00u) == 0x7C00u) return true;
+      return false;
+    case isa::Dtype::bf16:
+      for (size_t i = 0; i < n; ++i) if ((u16(i) & 0x7F80u) == 0x7F80u) return true;
+      return false;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ the host, inside the simulation
+
+struct Request {
+  RequestResult r;
+  std::shared_ptr<const Tensors> inputs;
+  bool keep_outputs = true;
+  std::function<void(RequestResult&)> done;  // called once, on the simulation thread
+};
+
+struct Replica {
+  uint32_t chip, first, cores;  // chip-local first core
+};
+
+struct Model {
+  int32_t id;
+  LoadOptions opt;
+  std::shared_ptr<const isa::Executable> exe;
+  std::vector<Replica> replicas;
+  std::map<uint32_t, uint32_t> handle;  // chip -> image handle
+  std::deque<std::unique_ptr<Request>> queue;
+  sc_core::sc_event queued;
+  bool closing = false;
+  uint32_t workers = 0;
+  std::vector<std::function<void()>> on_unloaded;
+};
+
+class Host : public sc_core::sc_module {
+ public:
+  Host(sc_core::sc_module_name name, Instance& inst)
+      : sc_module(name), regs("regs"), dram("dram"), inst_(inst), cmd_busy_(inst.num_chips(), false) {
+    for (uint32_t c = 0; c < inst.num_chips(); ++c) {
+      regs.bind(inst.chip(c).host_interface().socket);
+      dram.bind(inst.host_link(c).a_in);
+      cmd_free_.push_back(std::make_unique<sc_core::sc_event>());
+    }
+  }
+
+  tlm_utils::multi_passthrough_initiator_socket<Host> regs;  // chip i's registers
+  tlm_utils::multi_passthrough_initiator_socket<Host> dram;  // chip i's DRAM over its PCIe link
+
+  Instance& inst() { return inst_; }
+  std::map<int32_t, std::unique_ptr<Model>> models;
+  std::set<uint32_t> used_cores;  // global
+  uint64_t next_request = 1;
+
+  int32_t load(std::shared_ptr<const isa::Executable> exe, const LoadOptions& opt, int32_t id) {
+    const ChipConfig& cc = inst_.chip_config();
+    isa::validate(*exe, cc.limits());
+    const uint32_t n = exe->num_cores, total = inst_.num_chips() * cc.cores;
+    if (opt.groups.empty()) throw RunError("a model needs at least one core group");
+    std::set<uint32_t> mine;
+    auto m = std::make_unique<Model>();
+    for (uint32_t g : opt.groups) {
+      if (g + n > total)
+        throw RunError(fmt::format("{}: NRT_LOAD_NOT_ENOUGH_NC: cores {}-{} asked for, the instance has {}",
+                                   opt.name, g, g + n - 1, total));
+      if (g / cc.cores != (g + n - 1) / cc.cores)
+        throw RunError(fmt::format("{}: a {}-core group cannot start at core {}: it would span chips", opt.name, n, g));
+      for (uint32_t c = g; c < g + n; ++c)
+        if (used_cores.count(c) || !mine.insert(c).second)
+          throw RunError(fmt::format("{}: NRT_LOAD_NOT_ENOUGH_NC: core {} is in use", opt.name, c));
+      m->replicas.push_back({g / cc.cores, g % cc.cores, n});
+    }
+    m->id = id;
+    m->opt = opt;
+    m->exe = exe;
+    const uint64_t slice = cc.dram_slice_bytes();
+    for (const auto& r : m->replicas) {
+      if (!m->handle.count(r.chip)) m->handle[r.chip] = inst_.chip(r.chip).host_interface().map_image(*exe);
+      for (const auto& c : exe->constants)
+        inst_.chip(r.chip).dram().backdoor_write((r.first + c.core) * slice + c.dram_offset, c.bytes.data(), c.bytes.size());
+    }
+    used_cores.insert(mine.begin(), mine.end());
+    Model* mp = m.get();
+    models[id] = std::move(m);
+    for (size_t i = 0; i < mp->replicas.size(); ++i) {
+      ++mp->workers;
+      sc_core::sc_spawn([this, mp, i] { serve(*mp, static_cast<int32_t>(i)); },
+                        fmt::format("model{}_replica{}", id, i).c_str());
+    }
+    return id;
+  }
+
+  void unload(int32_t id, std::function<void()> done) {
+    auto it = models.find(id);
+    if (it == models.end()) {
+      done();
+      return;
+    }
+    it->second->closing = true;
+    it->second->on_unloaded.push_back(std::move(done));
+    it->second->queued.notify(sc_core::SC_ZERO_TIME);
+  }
+
+  // A request enters its model's queue now.
+  void enqueue(int32_t id, std::unique_ptr<Request> q) {
+    q->r.id = next_request++;
+    q->r.model = id;
+    q->r.arrival_s = seconds(sc_core::sc_time_stamp());
+    auto it = models.find(id);
+    if (it == models.end() || it->second->closing) {
+      finish(*q, Status::unloaded, fmt::format("model {} is not loaded", id));
+      return;
+    }
+    Model& m = *it->second;
+    if (m.queue.size() >= m.opt.queue_depth) {
+      finish(*q, Status::queue_full, fmt::format("{} requests already queued", m.queue.size()));
+      return;
+    }
+    m.queue.push_back(std::move(q));
+    m.queued.notify(sc_core::SC_ZERO_TIME);
+  }
+
+  std::vector<CounterValue> counters() {
+    std::vector<CounterValue> out;
+    for (uint32_t c = 0; c < inst_.num_chips(); ++c) {
+      Chip& chip = inst_.chip(c);
+      HostInterface& hif = chip.host_interface();
+      const auto& meta = chip.counter_registry().all();
+      const uint64_t count = debug_read(c, hif.COUNTER_COUNT.address(), 4);
+      if (count != meta.size()) throw RunError("the device's counter map does not match the driver's");
+      for (uint32_t i = 0; i < count; ++i) {
+        const Counter& k = meta[i];
+        const bool link = k.path.rfind("link.", 0) == 0;
+        out.push_back({link ? k.path : fmt::format("chip{}.{}", c, k.path), k.name, k.unit, k.description,
+                       debug_read(c, hif.COUNTER.address(i), 8)});
+      }
+    }
+    return out;
+  }
+
+ private:
+  void finish(Request& q, Status s, std::string message = {}) {
+    q.r.status = s;
+    q.r.message = std::move(message);
+    q.r.end_s = seconds(sc_core::sc_time_stamp());
+    if (q.done) q.done(q.r);
+  }
+
+  uint64_t debug_read(uint32_t chip, uint64_t address, unsigned width) {
+    uint64_t v = 0;
+    tlm::tlm_generic_payload t;
+    t.set_command(tlm::TLM_READ_COMMAND);
+    t.set_address(address);
+    t.set_data_ptr(reinterpret_cast<unsigned char*>(&v));
+    t.set_data_length(width);
+    t.set_streaming_width(width);
+    if (regs[chip]->transport_dbg(t) != width) throw RunError(fmt::format("chip{}: register {:#x} unreadable", chip, address));
+    return v;
+  }
+
+  // A register access from the host thread of the simulation: takes the
+  // access's simulated time.
+  uint64_t reg(uint32_t chip, tlm::tlm_command cmd, uint64_t address, unsigned width, uint64_t value = 0) {
+    tlm::tlm_generic_payload t;
+    t.set_command(cmd);
+    t.set_address(address);
+    t.set_data_ptr(reinterpret_cast<unsigned char*>(&value));
+    t.set_data_length(width);
+    t.set_streaming_width(width);
+    t.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+    sc_time delay = sc_core::SC_ZERO_TIME;
+    regs[chip]->b_transport(t, delay);
+    sc_core::wait(delay);
+    if (t.get_response_status() != tlm::TLM_OK_RESPONSE)
+      throw RunError(fmt::format("chip{}: register access {:#x} failed: {}", chip, address, t.get_response_string()));
+    return value;
+  }
+
+  // Posts one firmware command; the command registers are one set per chip,
+  // so posts from different groups take turns.
+  void command(uint32_t chip, Opcode op, std::initializer_list<uint32_t> args) {
+    while (cmd_busy_[chip]) sc_core::wait(*cmd_free_[chip]);
+    cmd_busy_[chip] = true;
+    const HostInterface& hif = inst_.chip(chip).host_interface();
+    uint32_t i = 0;
+    for (uint32_t a : args) reg(chip, tlm::TLM_WRITE_COMMAND, hif.CMD_ARG.address(i++), 4, a);
+    reg(chip, tlm::TLM_WRITE_COMMAND, hif.CMD_OPCODE.address(), 4, static_cast<uint32_t>(op));
+    reg(chip, tlm::TLM_WRITE_COMMAND, hif.CMD_DOORBELL.address(), 4, 1);
+    cmd_busy_[chip] = false;
+    cmd_free_[chip]->notify(sc_core::SC_ZERO_TIME);
+  }
+
+  // Bulk transfer over the chip's PCIe link into or out of its DRAM.
+  void transfer(uint32_t chip, bool write, uint64_t address, uint8_t* data, size_t n) {
+    tlm::tlm_generic_payload t;
+    t.set_command(write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND);
+    t.set_address(address);
+    t.set_data_ptr(data);
+    t.set_data_length(static_cast<unsigned>(n));
+    t.set_streaming_width(static_cast<unsigned>(n));
+    t.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+    sc_time delay = sc_core::SC_ZERO_TIME;
+    dram[chip]->b_transport(t, delay);
+    sc_core::wait(delay);
+    if (t.get_response_status() != tlm::TLM_OK_RESPONSE)
+      throw RunError(fmt::format("chip{}: host transfer at DRAM {:#x} failed", chip, address));
+  }
+
+  // One replica's server thread: takes its model's requests in order.
+  void serve(Model& m, int32_t index) {
+    const Replica rep = m.replicas[index];
+    Chip& chip = inst_.chip(rep.chip);
+    HostInterface& hif = chip.host_interface();
+    const ChipConfig& cc = inst_.chip_config();
+    const uint64_t slice = cc.dram_slice_bytes();
+    const sc_time timeout = sc_time(m.opt.timeout_s, sc_core::SC_SEC);
+    sc_core::sc_event_or_list irqs;
+    for (uint32_t c = 0; c < rep.cores; ++c) irqs |= hif.core_irq(rep.first + c);
+    for (;;) {
+      while (m.queue.empty() && !m.closing) sc_core::wait(m.queued);
+      if (m.queue.empty()) break;
+      std::unique_ptr<Request> q = std::move(m.queue.front());
+      m.queue.pop_front();
+      const sc_time arrival(q->r.arrival_s, sc_core::SC_SEC);
+      q->r.replica = index;
+      q->r.start_s = seconds(sc_core::sc_time_stamp());
+      if (sc_core::sc_time_stamp() - arrival >= timeout) {
+        finish(*q, Status::timeout, "timed out in the queue");
+        continue;
+      }
+      for (const auto& t : m.exe->tensors)
+        if (t.kind == isa::TensorKind::input) {
+          auto& bytes = const_cast<std::vector<uint8_t>&>(q->inputs->at(t.name));
+          transfer(rep.chip, true, (rep.first + t.core) * slice + t.dram_offset, bytes.data(), bytes.size());
+        }
+      q->r.input_done_s = seconds(sc_core::sc_time_stamp());
+      for (uint32_t c = 0; c < rep.cores; ++c) chip.core(rep.first + c).set_timing_only(m.opt.timing_only);
+      command(rep.chip, Opcode::load, {rep.first, rep.cores, m.handle.at(rep.chip)});
+      command(rep.chip, Opcode::run, {rep.first, rep.cores});
+      // Until every core of the group is done or one faulted, or the deadline.
+      Status st = Status::success;
+      std::string msg;
+      for (;;) {
+        bool all_done = true, faulted = false;
+        for (uint32_t c = 0; c < rep.cores; ++c) {
+          const auto s = static_cast<CoreStatus>(reg(rep.chip, tlm::TLM_READ_COMMAND, hif.STATUS.address(rep.first + c), 4));
+          all_done &= s == CoreStatus::done;
+          if (s == CoreStatus::faulted) {
+            faulted = true;
+            msg = fmt::format("chip{}: {}", rep.chip, hif.fault_message(rep.first + c));
+          }
+        }
+        if (faulted) {
+          st = Status::hardware_error;
+          break;
+        }
+        if (all_done) break;
+        const sc_time now = sc_core::sc_time_stamp();
+        if (now - arrival >= timeout) {
+          st = Status::timeout;
+          msg = "timed out on the device";
+          break;
+        }
+        sc_core::wait(arrival + timeout - now, irqs);
+      }
+      q->r.device_done_s = seconds(sc_core::sc_time_stamp());
+      if (st != Status::success) {
+        command(rep.chip, Opcode::reset_cores, {rep.first, rep.cores});
+        finish(*q, st, msg);
+        continue;
+      }
+      for (uint32_t c = 0; c < rep.cores; ++c)
+        q->r.device_cycles = std::max(q->r.device_cycles, reg(rep.chip, tlm::TLM_READ_COMMAND, hif.CYCLES.address(rep.first + c), 8));
+      for (const auto& t : m.exe->tensors)
+        if (t.kind == isa::TensorKind::output) {
+          std::vector<uint8_t> out(t.bytes());
+          transfer(rep.chip, false, (rep.first + t.core) * slice + t.dram_offset, out.data(), out.size());
+          if (!m.opt.timing_only && non_finite(t.dtype, out)) {
+            st = Status::numerical_error;
+            msg = fmt::format("output '{}' holds NaN or Inf", t.name);
+          }
+          if (q->keep_outputs) q->r.outputs[t.name] = std::move(out);
+        }
+      finish(*q, st, msg);
+    }
+    // The model is closing and its queue is empty.
+    command(rep.chip, Opcode::reset_cores, {rep.first, rep.cores});
+    for (uint32_t c = 0; c < rep.cores; ++c) chip.dram().clear((rep.first + c) * slice, slice);
+    if (--m.workers == 0) closed(m.id);
+  }
+
+  void closed(int32_t id) {
+    auto it = models.find(id);
+    Model& m = *it->second;
+    // Wait for the reset commands to have been performed before the image goes.
+    for (const auto& [c, h] : m.handle) {
+      const HostInterface& hif = inst_.chip(c).host_interface();
+      while (reg(c, tlm::TLM_READ_COMMAND, hif.CMD_PENDING.address(), 4)) sc_core::wait(inst_.chip(c).host_interface().period() * 64.0);
+      inst_.chip(c).host_interface().unmap_image(h);
+    }
+    for (const auto& r : m.replicas)
+      for (uint32_t c = 0; c < r.cores; ++c) used_cores.erase(r.chip * inst_.chip_config().cores + r.first + c);
+    auto callbacks = std::move(m.on_unloaded);
+    models.erase(it);
+    for (auto& f : callbacks) f();
+  }
+
+  Instance& inst_;
+  std::vector<bool> cmd_busy_;
+  std::vector<std::unique_ptr<sc_core::sc_event>> cmd_free_;
+};
+
+// ------------------------------------------------------------------ the runtime service
+
+namespace {
+std::unique_ptr<Runtime>& the_runtime() {
+  static std::unique_ptr<Runtime> r;
+  return r;
+}
+std::mutex& the_runtime_mutex() {
+  static std::mutex m;
+  return m;
+}
+bool same(const InstanceConfig& a, const ChipConfig& ac, const InstanceConfig& b, const ChipConfig& bc) {
+  return param_values(a) == param_values(b) && param_values(ac) == param_values(bc);
+}
+}  // namespace
+
+bool Runtime::can_run(const InstanceConfig& icfg, const ChipConfig& ccfg) {
+  std::lock_guard<std::mutex> g(the_runtime_mutex());
+  auto& r = the_runtime();
+  return !r || same(r->icfg_, r->ccfg_, icfg, ccfg);
+}
+
+Runtime& Runtime::get(const InstanceConfig& icfg, const ChipConfig& ccfg) {
+  std::lock_guard<std::mutex> g(the_runtime_mutex());
+  auto& r = the_runtime();
+  if (!r) {
+    r.reset(new Runtime(icfg, ccfg));
+  } else if (!same(r->icfg_, r->ccfg_, icfg, ccfg)) {
+    throw RunError(fmt::format("this process already simulates instance '{}' with chip '{}'; use a new process for "
+                               "another instance or chip configuration",
+                               r->icfg_.name, r->ccfg_.name));
+  }
+  return *r;
+}
+
+Runtime::Runtime(const InstanceConfig& icfg, const ChipConfig& ccfg) : icfg_(icfg), ccfg_(ccfg) {
+  icfg_.check();
+  ccfg_.check();
+  std::promise<void> ready;
+  auto started = ready.get_future();
+  thread_ = std::thread([this, &ready] {
+    try {
+      setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 0);
+      // Femtoseconds keep clock periods such as 1/2.8 GHz exact to 1e-6.
+      sc_core::sc_set_time_resolution(1, sc_core::SC_FS);
+      static Instance* instance = new Instance("instance", icfg_, ccfg_);  // lives as long as the process's kernel
+      host_.reset(new Host("host", *instance));
+      sc_core::sc_start(sc_core::SC_ZERO_TIME);
+      ready.set_value();
+    } catch (...) {
+      ready.set_exception(std::current_exception());
+      return;
+    }
+    loop();
+  });
+  try {
+    started.get();
+  } catch (...) {
+    thread_.join();
+    throw;
+  }
+}
+
+Runtime::~Runtime() {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  host_.release();  // SystemC modules are not destroyed after elaboration
+}
+
+void Runtime::loop() {
+  // Simulated time per slice between looks at the task queue: a live
+  // submission waits at most this long (in simulated time) to be taken.
+  const sc_time slice(100, sc_core::SC_US);
+  for (;;) {
+    std::vector<std::function<void()>> todo;
+    {
+      std::unique_lock<std::mutex> g(mu_);
+      cv_.wait(g, [&] { return stop_ || !tasks_.empty() || sc_core::sc_pending_activity(); });
+      if (stop_) return;
+      todo.swap(tasks_);
+    }
+    for (auto& t : todo) t();
+    if (sc_core::sc_pending_activity()) sc_core::sc_start(slice, sc_core::SC_EXIT_ON_STARVATION);
+  }
+}
+
+void Runtime::post(std::function<void()> task) {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    tasks_.push_back(std::move(task));
+  }
+  cv_.notify_all();
+}
+
+template <typename F>
+auto Runtime::call(F f) -> decltype(f()) {
+  using R = decltype(f());
+  auto p = std::make_shared<std::promise<R>>();
+  auto fut = p->get_future();
+  post([p, f]() mutable {
+    try {
+      if constexpr (std::is_void_v<R>) {
+        f();
+        p->set_value();
+      } else {
+        p->set_value(f());
+      }
+    } catch (...) {
+      p->set_exception(std::current_exception());
+    }
+  });
+  return fut.get();
+}
+
+int32_t Runtime::load(const isa::Executable& exe, const LoadOptions& opt) {
+  auto shared = std::make_shared<const isa::Executable>(exe);
+  int32_t id;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    id = static_cast<int32_t>(exes_.size());
+    exes_[id] = shared;
+    alias_[id] = id;
+  }
+  call([&] { return host_->load(shared, opt, id); });
+  return id;
+}
+
+void Runtime::unload(int32_t id) {
+  auto done = std::make_shared<std::promise<void>>();
+  auto fut = done->get_future();
+  post([this, id, done] { host_->unload(id, [done] { done->set_value(); }); });
+  fut.get();
+}
+
+void Runtime::swap(int32_t old_id, int32_t new_id) {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (!exes_.count(old_id) || !exes_.count(new_id)) throw RunError("swap: no such model");
+    for (auto& [from, to] : alias_)
+      if (to == old_id) to = new_id;
+  }
+  unload(old_id);
+}
+
+std::shared_future<RequestResult> Runtime::submit(int32_t id, Tensors inputs, bool keep_outputs) {
+  auto p = std::make_shared<std::promise<RequestResult>>();
+  std::shared_future<RequestResult> fut = p->get_future().share();
+  std::shared_ptr<const isa::Executable> exe;
+  int32_t target;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    auto a = alias_.find(id);
+    if (a == alias_.end()) throw RunError(fmt::format("no model {}", id));
+    target = a->second;
+    exe = exes_.at(target);
+  }
+  // Names and sizes, before anything reaches the simulation.
+  std::string bad;
+  for (const auto& [name, bytes] : inputs) {
+    bool known = false;
+    for (const auto& t : exe->tensors) known |= t.kind == isa::TensorKind::input && t.name == name;
+    if (!known) bad = fmt::format("unknown input '{}'", name);
+  }
+  for (const auto& t : exe->tensors) {
+    if (t.kind != isa::TensorKind::input || !bad.empty()) continue;
+    auto it = inputs.find(t.name);
+    if (it == inputs.end())
+      bad = fmt::format("missing input '{}'", t.name);
+    else if (it->second.size() != t.bytes())
+      bad = fmt::format("input '{}': got {} bytes, expected {} ({} elements of {})", t.name, it->second.size(),
+                        t.bytes(), t.elements(), isa::to_string(t.dtype));
+  }
+  if (!bad.empty()) {
+    RequestResult r;
+    r.model = id;
+    r.status = Status::bad_input;
+    r.message = bad;
+    p->set_value(std::move(r));
+    return fut;
+  }
+  auto q = std::make_unique<Request>();
+  q->inputs = std::make_shared<const Tensors>(std::move(inputs));
+  q->keep_outputs = keep_outputs;
+  q->done = [p](RequestResult& r) { p->set_value(std::move(r)); };
+  auto* raw = q.release();
+  post([this, target, raw] { host_->enqueue(target, std::unique_ptr<Request>(raw)); });
+  return fut;
+}
+
+Workload Runtime::run_workload(Workload w) {
+  auto p = std::make_shared<std::promise<Workload>>();
+  auto fut = p->get_future();
+  post([this, p, w = std::move(w)]() mutable {
+    struct State {
+      Workload w;
+      std::shared_ptr<std::promise<Workload>> p;
+      uint64_t active = 0;  // generators running plus requests outstanding
+      std::vector<uint64_t> issued;
+      std::vector<std::shared_ptr<const Tensors>> inputs;
+      void release() {
+        if (--active == 0) p->set_value(std::move(w));
+      }
+    };
+    auto s = std::make_shared<State>();
+    s->w = std::move(w);
+    s->p = p;
+    const sc_time start = sc_core::sc_time_stamp();
+    s->w.start_s = seconds(start);
+    s->issued.assign(s->w.loads.size(), 0);
+    for (const auto& l : s->w.loads) s->inputs.push_back(std::make_shared<const Tensors>(l.inputs));
+    Host* host = host_.get();
+    // One request of load `li`; `waiter` is notified when it is answered.
+    auto issue = [s, host](size_t li, sc_core::sc_event* waiter) {
+      const Load& l = s->w.loads[li];
+      ++s->issued[li];
+      ++s->active;
+      auto q = std::make_unique<Request>();
+      q->inputs = s->inputs[li];
+      q->keep_outputs = l.keep_outputs;
+      q->done = [s, waiter](RequestResult& r) {
+        s->w.results.push_back(std::move(r));
+        s->w.end_s = std::max(s->w.end_s, s->w.results.back().end_s);
+        if (waiter) waiter->notify(sc_core::SC_ZERO_TIME);
+        s->release();
+      };
+      host->enqueue(l.model, std::move(q));
+    };
+    auto more = [s, start](size_t li) {
+      const Load& l = s->w.loads[li];
+      if (l.requests && s->issued[li] >= l.requests) return false;
+      if (l.duration_s > 0 && sc_core::sc_time_stamp() - start >= sc_time(l.duration_s, sc_core::SC_SEC)) return false;
+      return l.requests || l.duration_s > 0;
+    };
+    ++s->active;  // the set-up itself, released below
+    for (size_t li = 0; li < s->w.loads.size(); ++li) {
+      const Load& l = s->w.loads[li];
+      if (l.workers) {
+        for (uint32_t k = 0; k < l.workers; ++k) {
+          ++s->active;
+          sc_core::sc_spawn([s, li, issue, more] {
+            sc_core::sc_event answered;
+            while (more(li)) {
+              issue(li, &answered);
+              sc_core::wait(answered);
+            }
+            s->release();
+          });
+        }
+      } else if (l.rate > 0 || !l.trace.empty()) {
+        ++s->active;
+        sc_core::sc_spawn([s, li, issue, more, start] {
+          const Load& l = s->w.loads[li];
+          std::mt19937_64 rng(l.seed);
+          sc_time next = start;
+          for (size_t k = 0;; ++k) {
+            if (l.trace.empty()) {
+              // Exponential gaps from the engine's raw bits (portable across standard libraries).
+              const double u = static_cast<double>(rng() >> 11) * 0x1.0p-53;
+              next += sc_time(-std::log1p(-u) / l.rate, sc_core::SC_SEC);
+            } else {
+              if (k >= l.trace.size()) break;
+              next = start + sc_time(l.trace[k], sc_core::SC_SEC);
+            }
+            if (next > sc_core::sc_time_stamp()) sc_core::wait(next - sc_core::sc_time_stamp());
+            if (!more(li) && !(l.trace.size() && !l.requests && l.duration_s == 0)) break;
+            issue(li, nullptr);
+          }
+          s->release();
+        });
+      }
+    }
+    s->release();
+  });
+  return fut.get();
+}
+
+std::vector<CounterValue> Runtime::counters() {
+  return call([this] { return host_->counters(); });
+}
+
+double Runtime::now_s() {
+  return call([] { return sc_core::sc_time_stamp().to_seconds(); });
+}
+
+std::map<int32_t, std::string> Runtime::models() {
+  return call([this] {
+    std::map<int32_t, std::string> m;
+    for (const auto& [id, model] : host_->models) m[id] = model->opt.name;
+    return m;
+  });
+}
+
+}  // namespace infsim::sim
