@@ -32,7 +32,9 @@ QUEUES = ["dma0", "dma1", "dma2", "dma3"]
 
 
 def counters(result, prefix):
-    return {f"{p}.{n}": v for p, n, _, _, v in result["counters"] if p.startswith(prefix)}
+    # Chip 0's counters, named without the chip.
+    own = [(p.removeprefix("chip0."), n, v) for p, n, _, _, v in result["counters"] if p.startswith("chip0.")]
+    return {f"{p}.{n}": v for p, n, v in own if p.startswith(prefix)}
 
 
 def matmul(iterations):

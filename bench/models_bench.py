@@ -103,7 +103,7 @@ def bench_case(name, batch, dtype, repeat, tmp):
             "activation_mib": meta.get("activation_bytes", 0) / 2**20,
             "memory_ratio": (peak_kib - base_kib) / 1024 / (os.path.getsize(exe_path) / 2**20 +
                                                             meta.get("activation_bytes", 0) / 2**20),
-            "tensor_utilization": st["derived"].get("core0.tensor.utilization", 0.0), "cosine": cos}
+            "tensor_utilization": st["derived"].get("chip0.core0.tensor.utilization", 0.0), "cosine": cos}
 
 
 def main():

@@ -9,6 +9,8 @@ __version__ = "0.1.0"
 
 from .compiler import CompileError, compile_model  # noqa: E402
 from .model import CompiledModel, load, trace  # noqa: E402
+from .parallel import DataParallel  # noqa: E402
 from .runtime import RunError  # noqa: E402
 
-__all__ = ["trace", "load", "CompiledModel", "compile_model", "CompileError", "RunError", "__version__"]
+__all__ = ["trace", "load", "CompiledModel", "DataParallel", "compile_model", "CompileError", "RunError",
+           "__version__"]

@@ -9,7 +9,6 @@ input and output value names and payload (offset, size) pairs.
 """
 import json
 import struct
-import time
 from typing import Dict, List
 
 import numpy as np
@@ -102,37 +101,17 @@ class Bundle:
             steps.append(step)
         return cls(steps, head["meta"], head["inputs"], head["outputs"])
 
-    # ------------------------------------------------------------------ run
-    def run(self, inputs: Dict[str, np.ndarray], instance: str, config=None, timing_only=False):
-        """Runs every step in order; returns (outputs, stats) with the device
-        runs' statistics summed and the host steps' wall time."""
-        from . import runtime
+    # ------------------------------------------------------------------ host steps
+    def run_host_step(self, step, feeds):
+        """Runs one host step on the CPU (the runtime runs the device steps)."""
         from .compiler.host_ops import run_graph
         from .compiler.onnx_import import load_onnx
-        env = dict(inputs)
-        missing = set(self.inputs) - set(env)
-        if missing:
-            raise _infsim.RunError(f"missing inputs: {', '.join(sorted(missing))}")
-        results, host_seconds = [], 0.0
-        for st in self.steps:
-            feeds = {n: env[n] for n in st["inputs"]}
-            if st["kind"] == "device":
-                out, stats = runtime.run(st["exe"], feeds, instance, config, timing_only)
-                results.append(stats)
-            else:
-                t0 = time.perf_counter()
-                if "graph" not in st:  # parsed on first use, kept for later runs
-                    st["graph"] = load_onnx(__import__("onnx").load_from_string(st["onnx"]))
-                g = st["graph"]
-                # The device hands back INT32 for integer and boolean values: restore the declared types.
-                feeds = {v.name: np.asarray(feeds[v.name]).astype(v.dtype, copy=False) for v in g.inputs}
-                out = run_graph(g, feeds, st["outputs"])
-                host_seconds += time.perf_counter() - t0
-            env.update(out)
-        stats = runtime.combine_stats(results, instance) if results else {"total_cycles": 0}
-        stats["host_steps"] = sum(st["kind"] == "host" for st in self.steps)
-        stats["host_seconds"] = host_seconds
-        return {n: env[n] for n in self.outputs}, stats
+        if "graph" not in step:  # parsed on first use, kept for later runs
+            step["graph"] = load_onnx(__import__("onnx").load_from_string(step["onnx"]))
+        g = step["graph"]
+        # The device hands back INT32 for integer and boolean values: restore the declared types.
+        feeds = {v.name: np.asarray(feeds[v.name]).astype(v.dtype, copy=False) for v in g.inputs}
+        return run_graph(g, feeds, step["outputs"])
 
 
 def _host_onnx(graph, seg) -> bytes:

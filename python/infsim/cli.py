@@ -104,6 +104,22 @@ def _dump_executable(exe):
 
 
 def cmd_info(a):
+    if a.instances:
+        print(f"{'instance':16} {'chips':>5} {'cores':>5} {'topology':8} {'vcpus':>5} {'USD/h':>7}  links")
+        for name in runtime.instances():
+            c = runtime.instance_config(name)
+            chips = int(c["chips"])
+            cores = chips * int(_infsim.config(c["chip"])["cores"])
+            links = "-" if chips == 1 else f"{float(c['link_clock_mhz']) * int(c['link_bytes_per_cycle']) / 1024**3 * 1e6:.0f} GiB/s per link and direction"
+            print(f"{name:16} {chips:5} {cores:5} {c['topology']:8} {c['vcpus']:>5} {float(c['price_per_hour']):7.3f}  {links}")
+        return 0
+    if a.instance_params:
+        c = runtime.instance_config(a.instance or "inf1.xlarge")
+        print(f"instance {c['name']}:")
+        for p in _infsim.instance_param_schema():
+            unit = f" {p['unit']}" if p["unit"] else ""
+            print(f"  {p['name']:26} = {c[p['name']]:>14}{unit:8}  {p['description']}")
+        return 0
     if a.params or not a.model:
         cfg = _infsim.config(a.target)
         print(f"chip configuration {a.target}:")
@@ -115,38 +131,6 @@ def cmd_info(a):
         print(json.dumps(runtime.metadata(exe), indent=1, sort_keys=True))
         exe.validate(a.target)
         print(f"{a.model}: valid for {a.target}")
-    return 0
-
-
-def cmd_bench(a):
-    import time
-    exe = runtime.load(a.model)
-    meta = runtime.metadata(exe)
-    if a.batch is not None and a.batch != meta["batch"]:
-        raise CompileError(f"the executable was compiled for batch {meta['batch']}; recompile with --batch {a.batch}")
-    rng = np.random.default_rng(0)
-    # Random values for float inputs; zeros for integer ones (token ids, masks), valid for any table.
-    inputs = {t["name"]: rng.standard_normal(t["shape"]).astype(np.float32) if "float" in t["dtype"] or
-              t["dtype"] in ("fp32", "fp16", "bf16") else np.zeros(t["shape"], np.int32)
-              for t in exe.tensors if t["kind"] == "input"}
-    walls, stats = [], None
-    for _ in range(a.iterations):
-        t0 = time.perf_counter()
-        _, stats = runtime.run(exe, inputs, instance=a.instance, config=a.config, timing_only=a.timing_only)
-        walls.append(time.perf_counter() - t0)
-    sim_s = stats["simulated_seconds"]
-    report = {"model": a.model, "instance": a.instance, "batch": meta["batch"], "iterations": a.iterations,
-              "timing_only": a.timing_only,
-              "total_cycles": stats["total_cycles"], "simulated_latency_us": sim_s * 1e6,
-              "simulated_throughput_per_s": meta["batch"] / sim_s,
-              "wall_seconds_per_run_min": min(walls), "wall_seconds_per_run_median": float(np.median(walls)),
-              "simulated_cycles_per_wall_second": stats["total_cycles"] / min(walls)}
-    w = max(len(k) for k in report)
-    for k, v in report.items():
-        print(f"{k:{w}}  {v:.6g}" if isinstance(v, float) else f"{k:{w}}  {v}")
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(report, f, indent=1)
     return 0
 
 
@@ -189,7 +173,7 @@ def build_parser():
     r.add_argument("--outputs", required=True, help=".npz written keyed by output name")
     r.add_argument("--timing-only", action="store_true",
                    help="cycles and counters only, without computing values (faster; no outputs written)")
-    r.add_argument("--instance", default="inf1.xlarge", choices=sorted(runtime.INSTANCES))
+    r.add_argument("--instance", default="inf1.xlarge", help="instance type or instance YAML file")
     r.add_argument("--config", help="chip configuration (name or YAML) instead of the one compiled for")
     r.add_argument("--stats", help="write STATS.json")
     r.add_argument("--profile", help="write a trace (not implemented yet)")
@@ -203,17 +187,13 @@ def build_parser():
     i.add_argument("model", nargs="?")
     i.add_argument("--target", default="inf1")
     i.add_argument("--params", action="store_true", help="list every configuration parameter")
+    i.add_argument("--instances", action="store_true", help="list the instance types")
+    i.add_argument("--instance-params", action="store_true", help="list every instance parameter")
+    i.add_argument("--instance", help="with --instance-params: an instance type or file")
     i.set_defaults(fn=cmd_info)
 
-    b = sub.add_parser("bench", help="simulated latency/throughput of an executable, and simulator speed")
-    b.add_argument("model")
-    b.add_argument("--instance", default="inf1.xlarge", choices=sorted(runtime.INSTANCES))
-    b.add_argument("--config", help="chip configuration (name or YAML) instead of the one compiled for")
-    b.add_argument("--batch", type=int, help="check the executable's compiled batch size")
-    b.add_argument("--iterations", type=int, default=3)
-    b.add_argument("--timing-only", action="store_true", help="simulate cycles without computing values")
-    b.add_argument("--json", help="write the report as JSON")
-    b.set_defaults(fn=cmd_bench)
+    from .tools import bench
+    bench.add_parser(sub)
 
     ac = sub.add_parser("accuracy", help="reference models vs PyTorch FP32: errors and cosine per model and dtype")
     ac.add_argument("--models", help="comma-separated (default: all)")

@@ -59,7 +59,7 @@ def run_demo(out_dir="out", dtype="bf16", model_name=DEFAULT_MODEL, batch=None):
     cos = cosine(got, ref)
     print(f"max abs error {err.max():.3e} ({err.max() / np.abs(ref).max():.2e} of the largest output), "
           f"cosine similarity {cos:.6f}")
-    util = stats["derived"].get("core0.tensor.utilization", 0.0)
+    util = stats["derived"].get("chip0.core0.tensor.utilization", 0.0)
     print(f"simulated: {stats['total_cycles']} cycles = {stats['simulated_seconds'] * 1e3:.3f} ms at the "
           f"{runtime.metadata(exe)['target_name']} clock, tensor engine {util:.1%} busy with MACs")
     print(f"wall: compile {t1 - t0:.2f} s, simulate {t2 - t1:.2f} s, PyTorch CPU {t3 - t2:.2f} s")

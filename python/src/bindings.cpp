@@ -6,12 +6,16 @@
 #include <fmt/format.h>
 
 #include <array>
+#include <chrono>
+#include <optional>
 
 #include "isa/executable.h"
 #include "isa/isa_support.h"
 #include "isa/numerics.h"
 #include "sim/chip/chip.h"
 #include "sim/config.h"
+#include "sim/system/instance_config.h"
+#include "sim/system/runtime.h"
 
 namespace py = pybind11;
 using namespace infsim;
@@ -60,18 +64,50 @@ py::dict endpoint_to(const isa::DmaEndpoint& e) {
   return d;
 }
 
-py::dict run_result(const sim::RunResult& r) {
+struct Future {
+  std::shared_future<sim::RequestResult> f;
+};
+
+sim::Tensors tensors_from(const std::map<std::string, py::bytes>& inputs) {
+  sim::Tensors in;
+  for (const auto& [k, v] : inputs) {
+    const std::string s = v;
+    in[k] = std::vector<uint8_t>(s.begin(), s.end());
+  }
+  return in;
+}
+
+py::dict request_dict(const sim::RequestResult& r) {
   py::dict d;
+  d["id"] = r.id;
+  d["model"] = r.model;
+  d["replica"] = r.replica;
+  d["status"] = sim::status_name(r.status);
+  d["message"] = r.message;
+  d["arrival_s"] = r.arrival_s;
+  d["start_s"] = r.start_s;
+  d["input_done_s"] = r.input_done_s;
+  d["device_done_s"] = r.device_done_s;
+  d["end_s"] = r.end_s;
+  d["device_cycles"] = r.device_cycles;
   py::dict outs;
   for (const auto& [name, bytes] : r.outputs)
     outs[py::str(name)] = py::bytes(reinterpret_cast<const char*>(bytes.data()), bytes.size());
   d["outputs"] = outs;
-  d["total_cycles"] = r.total_cycles;
-  d["simulated_seconds"] = r.simulated_seconds;
-  py::list counters;
-  for (const auto& c : r.counters) counters.append(py::make_tuple(c.path, c.name, c.unit, c.description, c.value));
-  d["counters"] = counters;
   return d;
+}
+
+py::list counter_list(const std::vector<sim::CounterValue>& cs) {
+  py::list l;
+  for (const auto& c : cs) l.append(py::make_tuple(c.path, c.name, c.unit, c.description, c.value));
+  return l;
+}
+
+// An instance with its chips' configuration: `config` overrides the instance file's chip.
+std::pair<sim::InstanceConfig, sim::ChipConfig> instance_for(const std::string& instance, const std::string& config) {
+  auto icfg = sim::InstanceConfig::named(instance);
+  if (!config.empty()) icfg.chip = config;
+  return {icfg, sim::ChipConfig::named(icfg.chip)};
 }
 
 }  // namespace
@@ -268,29 +304,219 @@ PYBIND11_MODULE(_infsim, m) {
           [](const isa::Executable& e, const std::string& config) { isa::validate(e, sim::ChipConfig::named(config).limits()); },
           py::arg("config") = "inf1", "Checks the executable against a chip configuration; raises FormatError.");
 
+  // ---- instances and the runtime
   m.def(
-      "can_run_here", [](const std::string& config) { return sim::Chip::can_run(sim::ChipConfig::named(config)); },
-      py::arg("config"),
-      "Whether this process can simulate `config`: SystemC elaborates one chip per process.");
+      "instance_config",
+      [](const std::string& name) {
+        py::dict d;
+        for (const auto& [k, v] : sim::param_values(sim::InstanceConfig::named(name))) d[py::str(k)] = v;
+        return d;
+      },
+      py::arg("name_or_path"), "Parameters of an instance (\"inf1.xlarge\" ... or a YAML path), as text.");
+  m.def("instances", &sim::InstanceConfig::bundled, "Names of the bundled instance files.");
+  m.def(
+      "instance_param_schema",
+      [] {
+        py::list l;
+        for (const auto& p : sim::instance_param_schema()) {
+          py::dict d;
+          d["name"] = p.name;
+          d["type"] = p.type;
+          d["unit"] = p.unit;
+          d["description"] = p.description;
+          d["default"] = p.default_value;
+          l.append(d);
+        }
+        return l;
+      },
+      "The instance schema: every parameter with type, unit, default and description.");
+
+  py::class_<Future>(m, "Future", "A request's answer, set once by the simulation thread.")
+      .def("done", [](const Future& f) { return f.f.wait_for(std::chrono::seconds(0)) == std::future_status::ready; })
+      .def(
+          "result",
+          [](const Future& f, std::optional<double> timeout) {
+            {
+              py::gil_scoped_release release;
+              if (timeout) {
+                if (f.f.wait_for(std::chrono::duration<double>(*timeout)) != std::future_status::ready)
+                  throw py::value_error("no answer within the wall-clock timeout");
+              } else {
+                f.f.wait();
+              }
+            }
+            return request_dict(f.f.get());
+          },
+          py::arg("timeout") = py::none(), "Waits for the answer (wall-clock timeout in seconds); returns a dict.");
+
+  py::class_<sim::Runtime, std::unique_ptr<sim::Runtime, py::nodelete>>(
+      m, "Runtime", "The runtime of this process's simulated instance (one per process; see docs/runtime.md).")
+      .def_static(
+          "get",
+          [](const std::string& instance, const std::string& config) {
+            const auto [icfg, ccfg] = instance_for(instance, config);
+            py::gil_scoped_release release;
+            return &sim::Runtime::get(icfg, ccfg);
+          },
+          py::arg("instance") = "inf1.xlarge", py::arg("config") = "", py::return_value_policy::reference,
+          "The process's runtime; the first call elaborates the instance. config: chip configuration (default: the "
+          "instance file's).")
+      .def_static(
+          "can_run",
+          [](const std::string& instance, const std::string& config) {
+            const auto [icfg, ccfg] = instance_for(instance, config);
+            return sim::Runtime::can_run(icfg, ccfg);
+          },
+          py::arg("instance") = "inf1.xlarge", py::arg("config") = "")
+      .def_property_readonly("num_cores", &sim::Runtime::num_cores)
+      .def_property_readonly("instance", [](const sim::Runtime& r) { return r.instance_config().name; })
+      .def_property_readonly("chip_config", [](const sim::Runtime& r) { return r.chip_config().name; })
+      .def(
+          "load",
+          [](sim::Runtime& r, const isa::Executable& exe, const std::vector<uint32_t>& groups, const std::string& name,
+             bool timing_only, double timeout_s, uint32_t queue_depth) {
+            sim::LoadOptions o;
+            o.name = name;
+            o.groups = groups;
+            o.timing_only = timing_only;
+            o.timeout_s = timeout_s;
+            o.queue_depth = queue_depth;
+            py::gil_scoped_release release;
+            return r.load(exe, o);
+          },
+          py::arg("executable"), py::arg("groups"), py::arg("name") = "model", py::arg("timing_only") = false,
+          py::arg("timeout_s") = 1.0, py::arg("queue_depth") = 4096,
+          "Loads a model: one replica per first core in `groups` (global core numbers). Returns its id.")
+      .def(
+          "unload",
+          [](sim::Runtime& r, int32_t id) {
+            py::gil_scoped_release release;
+            r.unload(id);
+          },
+          py::arg("model"), "Unloads after the queued requests are answered.")
+      .def(
+          "swap",
+          [](sim::Runtime& r, int32_t old_id, int32_t new_id) {
+            py::gil_scoped_release release;
+            r.swap(old_id, new_id);
+          },
+          py::arg("old"), py::arg("new"), "Blue/green: requests to `old` go to `new` from now on; `old` drains and unloads.")
+      .def(
+          "submit",
+          [](sim::Runtime& r, int32_t id, const std::map<std::string, py::bytes>& inputs, bool keep_outputs) {
+            auto in = tensors_from(inputs);
+            py::gil_scoped_release release;
+            return Future{r.submit(id, std::move(in), keep_outputs)};
+          },
+          py::arg("model"), py::arg("inputs"), py::arg("keep_outputs") = true, "Submits one request; returns a Future.")
+      .def(
+          "submit_all",
+          [](sim::Runtime& r, int32_t id, const std::vector<std::map<std::string, py::bytes>>& inputs, bool keep_outputs) {
+            std::vector<sim::Tensors> in;
+            for (const auto& i : inputs) in.push_back(tensors_from(i));
+            std::vector<std::shared_future<sim::RequestResult>> fs;
+            {
+              py::gil_scoped_release release;
+              fs = r.submit_all(id, std::move(in), keep_outputs);
+            }
+            std::vector<Future> out;
+            for (auto& f : fs) out.push_back(Future{f});
+            return out;
+          },
+          py::arg("model"), py::arg("inputs"), py::arg("keep_outputs") = true,
+          "Submits several requests that arrive at the same simulated time; returns their Futures.")
+      .def(
+          "run_workload",
+          [](sim::Runtime& r, const py::list& loads) {
+            sim::Workload w;
+            for (const auto& item : loads) {
+              const py::dict d = item.cast<py::dict>();
+              sim::Load l;
+              l.model = d["model"].cast<int32_t>();
+              l.inputs = tensors_from(d["inputs"].cast<std::map<std::string, py::bytes>>());
+              if (d.contains("workers")) l.workers = d["workers"].cast<uint32_t>();
+              if (d.contains("rate")) l.rate = d["rate"].cast<double>();
+              if (d.contains("trace")) l.trace = d["trace"].cast<std::vector<double>>();
+              if (d.contains("requests")) l.requests = d["requests"].cast<uint64_t>();
+              if (d.contains("duration_s")) l.duration_s = d["duration_s"].cast<double>();
+              if (d.contains("seed")) l.seed = d["seed"].cast<uint64_t>();
+              if (d.contains("keep_outputs")) l.keep_outputs = d["keep_outputs"].cast<bool>();
+              w.loads.push_back(std::move(l));
+            }
+            sim::Workload done;
+            {
+              py::gil_scoped_release release;
+              done = r.run_workload(std::move(w));
+            }
+            py::dict out;
+            out["start_s"] = done.start_s;
+            out["end_s"] = done.end_s;
+            py::list results;
+            for (const auto& q : done.results) results.append(request_dict(q));
+            out["results"] = results;
+            return out;
+          },
+          py::arg("loads"),
+          "Runs load generators in simulated time: a list of {model, inputs, workers | rate | trace, requests | "
+          "duration_s, seed, keep_outputs}. Returns {start_s, end_s, results}.")
+      .def(
+          "counters",
+          [](sim::Runtime& r) {
+            std::vector<sim::CounterValue> cs;
+            {
+              py::gil_scoped_release release;
+              cs = r.counters();
+            }
+            return counter_list(cs);
+          },
+          "Every counter of the instance: (path, name, unit, description, value).")
+      .def("used_cores",
+           [](sim::Runtime& r) {
+             py::gil_scoped_release release;
+             return r.used_cores();
+           },
+           "Global core numbers held by loaded models.")
+      .def("models",
+           [](sim::Runtime& r) {
+             py::gil_scoped_release release;
+             return r.models();
+           },
+           "Loaded models: id -> name.")
+      .def("now_s", [](sim::Runtime& r) {
+        py::gil_scoped_release release;
+        return r.now_s();
+      });
+
+  m.def(
+      "can_run_here",
+      [](const std::string& config, const std::string& instance) {
+        const auto [icfg, ccfg] = instance_for(instance, config);
+        return sim::Runtime::can_run(icfg, ccfg);
+      },
+      py::arg("config"), py::arg("instance") = "inf1.xlarge",
+      "Whether this process can simulate `config` on `instance`: SystemC elaborates one instance per process.");
   m.def(
       "run",
       [](const isa::Executable& exe, const std::map<std::string, py::bytes>& inputs, const std::string& config,
-         bool timing_only) {
-        std::map<std::string, std::vector<uint8_t>> in;
-        for (const auto& [k, v] : inputs) {
-          const std::string s = v;
-          in[k] = std::vector<uint8_t>(s.begin(), s.end());
-        }
-        const auto cfg = sim::ChipConfig::named(config);
-        sim::RunResult r;
+         bool timing_only, const std::string& instance) {
+        auto in = tensors_from(inputs);
+        const auto [icfg, ccfg] = instance_for(instance, config);
+        sim::Runtime::Solo s;
         {
           py::gil_scoped_release release;
-          r = sim::Chip::instance(cfg).run(exe, in, timing_only);
+          auto& rt = sim::Runtime::get(icfg, ccfg);
+          s = rt.run_solo(exe, std::move(in), timing_only);
         }
-        return run_result(r);
+        py::dict d = request_dict(s.result);
+        d["total_cycles"] = s.result.device_cycles;
+        d["simulated_seconds"] = s.result.device_cycles * ccfg.period_ps(isa::Engine::tensor) * 1e-12;
+        d["latency_s"] = s.result.end_s - s.result.arrival_s;
+        d["counters"] = counter_list(s.counters);
+        return d;
       },
       py::arg("executable"), py::arg("inputs"), py::arg("config") = "inf1", py::arg("timing_only") = false,
-      "Runs an executable on the simulated chip. Inputs and outputs are raw little-endian bytes keyed by tensor name. "
-      "Returns {outputs, total_cycles, simulated_seconds, counters}. timing_only: the same cycles and counters "
-      "without computing values (outputs meaningless).");
+      py::arg("instance") = "inf1.xlarge",
+      "Runs one request alone on core 0 of the process's instance (loaded, run, unloaded). Inputs and outputs are "
+      "raw little-endian bytes keyed by tensor name. Returns {outputs, status, total_cycles, simulated_seconds, "
+      "latency_s, counters, ...}. timing_only: the same cycles and counters without computing values.");
 }

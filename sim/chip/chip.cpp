@@ -15,6 +15,9 @@ Chip::Chip(sc_core::sc_module_name name, const ChipConfig& cfg, bool own_host_po
     for (auto* s : cores_.back()->dram_sockets()) s->bind(dram_->socket);
     cores.push_back(cores_.back().get());
   }
+  // The DRAM timing restarts when a doorbell wakes an idle device (the
+  // runtime also restarts it when a request's first transfer reaches an idle
+  // chip), so a run alone takes the same cycles whatever ran before.
   host_if_ = std::make_unique<HostInterface>("host_interface", cfg_, counters_, cores,
                                              [this] { dram_->restart_timing(); });
   firmware_ = std::make_unique<firmware::CommandProcessor>("firmware", *host_if_);

@@ -34,7 +34,8 @@ Dram::Dram(sc_core::sc_module_name name, const ChipConfig& cfg, CounterRegistry&
       burst_bytes_(uint64_t{cfg.dram_bus_bytes} * cfg.dram_burst_length),
       tck_(cfg.dram_tck_ps(), SC_PS),
       controller_(cfg.dram_controller_ns * 1000.0, SC_PS),
-      channels_(cfg.dram_channels, DramChannelTiming(timing_params(cfg))) {
+      channels_(cfg.dram_channels, DramChannelTiming(timing_params(cfg))),
+      seen_(cfg.dram_channels) {
   socket.register_b_transport(this, &Dram::b_transport);
   socket.register_transport_dbg(this, &Dram::transport_dbg);
   socket.register_get_direct_mem_ptr(this, &Dram::get_direct_mem_ptr);
@@ -116,6 +117,7 @@ void Dram::restart_timing() {
   // DRAM cycles count from here, so a run's timing does not depend on when it starts.
   origin_ = sc_core::sc_time_stamp();
   for (auto& c : channels_) c.reset();
+  seen_.assign(channels_.size(), DramChannelStats{});
 }
 
 unsigned int Dram::transport_dbg(int, tlm::tlm_generic_payload& trans) {
@@ -177,12 +179,17 @@ void Dram::b_transport(int, tlm::tlm_generic_payload& trans, sc_time& delay) {
     *(write ? counters_[ch].write_bytes : counters_[ch].read_bytes) += std::min(next, end) - std::max(b, addr);
     b = next;
   }
+  // The counters add what the channels counted since the last look (the
+  // channels' own statistics restart with their timing; the counters run on).
   for (uint32_t ch = 0; ch < channels_.size(); ++ch) {
     const DramChannelStats& s = channels_[ch].stats();
+    DramChannelStats& seen = seen_[ch];
     const ChannelCounters& c = counters_[ch];
-    *c.reads = s.reads, *c.writes = s.writes, *c.row_hits = s.row_hits, *c.row_misses = s.row_misses;
-    *c.row_conflicts = s.row_conflicts, *c.activates = s.activates, *c.precharges = s.precharges;
-    *c.refreshes = s.refreshes;
+    *c.reads += s.reads - seen.reads, *c.writes += s.writes - seen.writes;
+    *c.row_hits += s.row_hits - seen.row_hits, *c.row_misses += s.row_misses - seen.row_misses;
+    *c.row_conflicts += s.row_conflicts - seen.row_conflicts, *c.activates += s.activates - seen.activates;
+    *c.precharges += s.precharges - seen.precharges, *c.refreshes += s.refreshes - seen.refreshes;
+    seen = s;
   }
   delay = origin_ + tck_ * static_cast<double>(done) + controller_ - sc_core::sc_time_stamp();
   trans.set_response_status(tlm::TLM_OK_RESPONSE);

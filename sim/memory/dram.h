@@ -76,6 +76,7 @@ class Dram : public sc_core::sc_module {
         *precharges, *refreshes;
   };
   std::vector<ChannelCounters> counters_;
+  std::vector<DramChannelStats> seen_;  // each channel's statistics when the counters last took them
 };
 
 }  // namespace infsim::sim

@@ -38,7 +38,8 @@ class Router : public sc_core::sc_module {
  public:
   Router(sc_core::sc_module_name name, uint32_t chip, const InstanceConfig& cfg);
 
-  tlm_utils::multi_passthrough_target_socket<Router> in;  // from this chip's initiators and incoming links
+  // From this chip's initiators and incoming links (none on a one-chip instance).
+  tlm_utils::multi_passthrough_target_socket<Router, 32, tlm::tlm_base_protocol_types, 0, sc_core::SC_ZERO_OR_MORE_BOUND> in;
   tlm_utils::simple_initiator_socket<Router> to_dram;
   tlm_utils::multi_passthrough_initiator_socket<Router, 32, tlm::tlm_base_protocol_types, 0,
                                                 sc_core::SC_ZERO_OR_MORE_BOUND>

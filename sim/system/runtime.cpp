@@ -281,11 +281,16 @@ class Host : public sc_core::sc_module {
         finish(*q, Status::timeout, "timed out in the queue");
         continue;
       }
+      // An idle chip's DRAM starts from closed banks and a fresh refresh
+      // schedule, so a request alone takes the same cycles whatever ran before.
+      if (chip_idle(rep.chip)) chip.dram().restart_timing();
+      ++transfers_[rep.chip];
       for (const auto& t : m.exe->tensors)
         if (t.kind == isa::TensorKind::input) {
           auto& bytes = const_cast<std::vector<uint8_t>&>(q->inputs->at(t.name));
           transfer(rep.chip, true, (rep.first + t.core) * slice + t.dram_offset, bytes.data(), bytes.size());
         }
+      --transfers_[rep.chip];
       q->r.input_done_s = seconds(sc_core::sc_time_stamp());
       for (uint32_t c = 0; c < rep.cores; ++c) chip.core(rep.first + c).set_timing_only(m.opt.timing_only);
       command(rep.chip, Opcode::load, {rep.first, rep.cores, m.handle.at(rep.chip)});
@@ -311,7 +316,9 @@ class Host : public sc_core::sc_module {
         const sc_time now = sc_core::sc_time_stamp();
         if (now - arrival >= timeout) {
           st = Status::timeout;
-          msg = "timed out on the device";
+          msg = fmt::format("timed out on the device after {} s (simulated); engines still waiting:", m.opt.timeout_s);
+          for (uint32_t c = 0; c < rep.cores; ++c)
+            for (const auto& b : hif.blocked_engines(rep.first + c)) msg += fmt::format("\n  chip{}: {}", rep.chip, b);
           break;
         }
         sc_core::wait(arrival + timeout - now, irqs);
@@ -327,6 +334,7 @@ class Host : public sc_core::sc_module {
       for (const auto& t : m.exe->tensors)
         if (t.kind == isa::TensorKind::output) {
           std::vector<uint8_t> out(t.bytes());
+          const TransferGuard busy(transfers_[rep.chip]);
           transfer(rep.chip, false, (rep.first + t.core) * slice + t.dram_offset, out.data(), out.size());
           if (!m.opt.timing_only && non_finite(t.dtype, out)) {
             st = Status::numerical_error;
@@ -358,7 +366,22 @@ class Host : public sc_core::sc_module {
     for (auto& f : callbacks) f();
   }
 
+  // Whether no core of the chip is running and no host transfer to it is in flight.
+  bool chip_idle(uint32_t chip) {
+    if (transfers_[chip]) return false;
+    const HostInterface& hif = inst_.chip(chip).host_interface();
+    for (uint32_t c = 0; c < hif.num_cores(); ++c)
+      if (hif.core_status(c) == CoreStatus::running) return false;
+    return true;
+  }
+  struct TransferGuard {
+    uint32_t& n;
+    explicit TransferGuard(uint32_t& count) : n(++count) {}
+    ~TransferGuard() { --n; }
+  };
+
   Instance& inst_;
+  std::vector<uint32_t> transfers_ = std::vector<uint32_t>(inst_.num_chips(), 0);  // host transfers in flight, per chip
   std::vector<bool> cmd_busy_;
   std::vector<std::unique_ptr<sc_core::sc_event>> cmd_free_;
 };
@@ -438,7 +461,8 @@ Runtime::~Runtime() {
 
 void Runtime::loop() {
   // Simulated time per slice between looks at the task queue: a live
-  // submission waits at most this long (in simulated time) to be taken.
+  // submission waits about this long (in simulated time) to be taken, at most
+  // until the next event when none is due sooner.
   const sc_time slice(100, sc_core::SC_US);
   for (;;) {
     std::vector<std::function<void()>> todo;
@@ -449,7 +473,9 @@ void Runtime::loop() {
       todo.swap(tasks_);
     }
     for (auto& t : todo) t();
-    if (sc_core::sc_pending_activity()) sc_core::sc_start(slice, sc_core::SC_EXIT_ON_STARVATION);
+    // At least up to the next event: a slice with none in it would not move the clock.
+    if (sc_core::sc_pending_activity())
+      sc_core::sc_start(std::max(slice, sc_core::sc_time_to_pending_activity()), sc_core::SC_EXIT_ON_STARVATION);
   }
 }
 
@@ -511,11 +537,11 @@ void Runtime::swap(int32_t old_id, int32_t new_id) {
   unload(old_id);
 }
 
-std::shared_future<RequestResult> Runtime::submit(int32_t id, Tensors inputs, bool keep_outputs) {
+std::unique_ptr<Request> Runtime::prepare(int32_t id, Tensors inputs, bool keep_outputs,
+                                          std::shared_future<RequestResult>& fut, int32_t& target) {
   auto p = std::make_shared<std::promise<RequestResult>>();
-  std::shared_future<RequestResult> fut = p->get_future().share();
+  fut = p->get_future().share();
   std::shared_ptr<const isa::Executable> exe;
-  int32_t target;
   {
     std::lock_guard<std::mutex> g(mu_);
     auto a = alias_.find(id);
@@ -545,15 +571,32 @@ std::shared_future<RequestResult> Runtime::submit(int32_t id, Tensors inputs, bo
     r.status = Status::bad_input;
     r.message = bad;
     p->set_value(std::move(r));
-    return fut;
+    return nullptr;
   }
   auto q = std::make_unique<Request>();
   q->inputs = std::make_shared<const Tensors>(std::move(inputs));
   q->keep_outputs = keep_outputs;
   q->done = [p](RequestResult& r) { p->set_value(std::move(r)); };
-  auto* raw = q.release();
-  post([this, target, raw] { host_->enqueue(target, std::unique_ptr<Request>(raw)); });
-  return fut;
+  return q;
+}
+
+std::shared_future<RequestResult> Runtime::submit(int32_t id, Tensors inputs, bool keep_outputs) {
+  return submit_all(id, {std::move(inputs)}, keep_outputs).at(0);
+}
+
+std::vector<std::shared_future<RequestResult>> Runtime::submit_all(int32_t id, std::vector<Tensors> inputs,
+                                                                   bool keep_outputs) {
+  std::vector<std::shared_future<RequestResult>> futs(inputs.size());
+  auto batch = std::make_shared<std::vector<std::pair<int32_t, std::unique_ptr<Request>>>>();
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    int32_t target = id;
+    if (auto q = prepare(id, std::move(inputs[i]), keep_outputs, futs[i], target)) batch->emplace_back(target, std::move(q));
+  }
+  if (!batch->empty())
+    post([this, batch] {
+      for (auto& [target, q] : *batch) host_->enqueue(target, std::move(q));
+    });
+  return futs;
 }
 
 Workload Runtime::run_workload(Workload w) {
@@ -649,6 +692,27 @@ std::vector<CounterValue> Runtime::counters() {
 
 double Runtime::now_s() {
   return call([] { return sc_core::sc_time_stamp().to_seconds(); });
+}
+
+Runtime::Solo Runtime::run_solo(const isa::Executable& exe, Tensors inputs, bool timing_only, uint32_t first_core) {
+  LoadOptions opt;
+  opt.name = "solo";
+  opt.groups = {first_core};
+  opt.timing_only = timing_only;
+  opt.timeout_s = 10.0;
+  const auto before = counters();
+  const int32_t id = load(exe, opt);
+  RequestResult r = submit(id, std::move(inputs)).get();
+  unload(id);
+  Solo s{std::move(r), counters()};
+  for (size_t i = 0; i < s.counters.size(); ++i) s.counters[i].value -= before[i].value;
+  if (s.result.status != Status::success && s.result.status != Status::numerical_error)
+    throw RunError(s.result.message);
+  return s;
+}
+
+std::vector<uint32_t> Runtime::used_cores() {
+  return call([this] { return std::vector<uint32_t>(host_->used_cores.begin(), host_->used_cores.end()); });
 }
 
 std::map<int32_t, std::string> Runtime::models() {

@@ -93,6 +93,7 @@ struct CounterValue {
 };
 
 class Host;
+struct Request;
 
 class Runtime {
  public:
@@ -116,13 +117,25 @@ class Runtime {
   void swap(int32_t old_id, int32_t new_id);
   // Checked here (names, sizes: bad_input at once), answered by the simulation.
   std::shared_future<RequestResult> submit(int32_t id, Tensors inputs, bool keep_outputs = true);
+  // Several requests that arrive at the same simulated time (a batch scattered over replicas).
+  std::vector<std::shared_future<RequestResult>> submit_all(int32_t id, std::vector<Tensors> inputs,
+                                                            bool keep_outputs = true);
   // Runs load generators to completion in simulated time (blocks the caller).
   Workload run_workload(Workload w);
   // Every counter of every chip and link, read through the chips' COUNTER registers.
   std::vector<CounterValue> counters();
   double now_s();
+  // One request alone: load onto `first_core`, run, unload. Counters are
+  // the differences over the request. Throws RunError for bad inputs, a
+  // device fault or a timeout (outputs with NaN/Inf come back with that status).
+  struct Solo {
+    RequestResult result;
+    std::vector<CounterValue> counters;
+  };
+  Solo run_solo(const isa::Executable& exe, Tensors inputs, bool timing_only, uint32_t first_core = 0);
   // Models loaded (id -> name), and which global cores are in use.
   std::map<int32_t, std::string> models();
+  std::vector<uint32_t> used_cores();  // global core numbers held by loaded models
 
  private:
   Runtime(const InstanceConfig& icfg, const ChipConfig& ccfg);
@@ -131,6 +144,9 @@ class Runtime {
   template <typename F>
   auto call(F f) -> decltype(f());
   void post(std::function<void()> task);
+  // Checks one request's inputs; the request to enqueue, or null when it was answered at once.
+  std::unique_ptr<Request> prepare(int32_t id, Tensors inputs, bool keep_outputs,
+                                          std::shared_future<RequestResult>& fut, int32_t& target);
 
   InstanceConfig icfg_;
   ChipConfig ccfg_;

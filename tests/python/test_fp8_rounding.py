@@ -8,7 +8,8 @@ chip anything other than inf1.
 import numpy as np
 import pytest
 
-from infsim import _infsim, runtime
+from infsim import _infsim
+from infsim.runtime import solo
 from infsim.program import ProgramBuilder
 
 rng = np.random.default_rng(8)
@@ -18,7 +19,8 @@ def run_in_worker(h: ProgramBuilder, config: str):
     """ProgramBuilder.run, always in `config`'s worker process."""
     exe = h.finish()
     raw = {k: v.tobytes() for k, v in h.inputs.items()}
-    r = runtime._worker(config).apply(runtime._run_in_worker, (exe.serialize(), raw, config))
+    r = solo._worker(("inf1.xlarge", config)).apply(solo._run_in_worker,
+                                                      (exe.serialize(), raw, config, False, "inf1.xlarge"))
     shapes = {t["name"]: t["shape"] for t in exe.tensors}
     return {n: np.frombuffer(r["outputs"][n], np.float32).reshape(shapes[n]) for n in h.outputs}, r
 

@@ -316,8 +316,8 @@ def test_engines_run_on_their_own_clocks(tmp_path):
 
     _, fast = program().run("inf1")
     _, slow = program().run(str(cfg))
-    fast_busy = [c[4] for c in fast["counters"] if c[0] == "core0.vector" and c[1] == "busy_cycles"][0]
-    slow_busy = [c[4] for c in slow["counters"] if c[0] == "core0.vector" and c[1] == "busy_cycles"][0]
+    fast_busy = [c[4] for c in fast["counters"] if c[0] == "chip0.core0.vector" and c[1] == "busy_cycles"][0]
+    slow_busy = [c[4] for c in slow["counters"] if c[0] == "chip0.core0.vector" and c[1] == "busy_cycles"][0]
     assert fast_busy == slow_busy == 1000  # 2 cycles per element, own clock
     # 1000 busy + 60 latency vector cycles, each half a vector period longer.
     extra = slow["simulated_seconds"] - fast["simulated_seconds"]
@@ -339,7 +339,7 @@ def test_vector_and_scalar_share_the_psum_port():
     h.output("v", v_out, "vector")
     h.output("s", s_out, "scalar")
     _, r = h.run()
-    stalls = sorted(counter(r, f"core0.{e}", "stall_port_cycles") for e in ("vector", "scalar"))
+    stalls = sorted(counter(r, f"chip0.core0.{e}", "stall_port_cycles") for e in ("vector", "scalar"))
     # Both streams take 500 cycles (one operand in PSUM); the second waits for the first.
     assert stalls == [0, 500]
 

@@ -36,16 +36,16 @@ def test_reference_mlp_bf16(tmp_path):
     assert cosine(got, ref) > 0.9999
     assert (got.argmax(1) == ref.argmax(1)).all()
     assert stats["total_cycles"] > 0 and stats["simulated_seconds"] > 0
-    core = stats["counters"]["core0"]
+    core = stats["counters"]["chip0"]["core0"]
     # 784*512 + 512*256 + 256*10 multiply-accumulates per sample.
     assert core["tensor"]["macs"] == 8 * (784 * 512 + 512 * 256 + 256 * 10)
     for engine in ("tensor", "vector", "scalar", "dma0", "dma1", "dma2", "dma3"):
         assert core[engine]["instructions"] > 0
         assert core[engine]["busy_cycles"] > 0
     d = stats["derived"]
-    assert d["core0.tensor.tflops"] == pytest.approx(2 * core["tensor"]["macs"] / stats["simulated_seconds"] / 1e12)
-    assert 0 < d["core0.tensor.utilization"] < 1
-    assert d["dram.channel0.gb_per_s"] > 0
+    assert d["chip0.core0.tensor.tflops"] == pytest.approx(2 * core["tensor"]["macs"] / stats["simulated_seconds"] / 1e12)
+    assert 0 < d["chip0.core0.tensor.utilization"] < 1
+    assert d["chip0.dram.channel0.gb_per_s"] > 0
     # Every weight byte (bf16) crosses a load queue once, with the input and the biases.
     weights = 2 * (784 * 512 + 512 * 256 + 256 * 10)
     loaded = sum(core[q]["bytes"] for q in ("dma0", "dma1", "dma3"))

@@ -153,7 +153,7 @@ def test_int8_post_training_quantisation():
     assert cosine(got, ref) >= 0.999
     # The same products run on the array, as INT8 x INT8 -> INT32.
     _, _, bf, _ = run_module(fn, x, dtype="bf16", fallback="none")
-    assert stats["counters"]["core0"]["tensor"]["macs"] == bf["counters"]["core0"]["tensor"]["macs"]
+    assert stats["counters"]["chip0"]["core0"]["tensor"]["macs"] == bf["counters"]["chip0"]["core0"]["tensor"]["macs"]
     with pytest.raises(CompileError, match="calibration"):
         run_module(fn, x, dtype="int8")
 

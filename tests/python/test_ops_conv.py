@@ -181,7 +181,7 @@ def test_stem_folding_saves_cycles(monkeypatch):
     folded = check(m, x, "bf16")
     monkeypatch.setattr(conv_kernels, "FOLD_KH", False)
     plain = check(m, x, "bf16")
-    t_f, t_p = (s["counters"]["core0"]["tensor"] for s in (folded, plain))
+    t_f, t_p = (s["counters"]["chip0"]["core0"]["tensor"] for s in (folded, plain))
     assert t_f["macs"] == t_p["macs"] and t_p["instructions"] > 6 * t_f["instructions"]
     assert folded["total_cycles"] * 2 < plain["total_cycles"]
 
@@ -194,7 +194,7 @@ def test_convtranspose_k4s2p1(dtype):
     m = nn.Sequential(*with_bn(nn.ConvTranspose2d(160, 72, 4, stride=2, padding=1, bias=False), 72), nn.ReLU())
     stats = check(m, torch.randn(1, 160, 8, 6), dtype)
     # Output phases use only the taps that reach input samples: no multiplications by inserted zeros.
-    assert stats["counters"]["core0"]["tensor"]["macs"] == 160 * 72 * 4 * 16 * 12
+    assert stats["counters"]["chip0"]["core0"]["tensor"]["macs"] == 160 * 72 * 4 * 16 * 12
 
 
 @pytest.mark.parametrize("kw", [
@@ -300,7 +300,7 @@ def test_int8_convolution():
     with torch.no_grad():
         ref = m(x).numpy()
     assert cosine(list(runs["int8"][0].values())[0], ref) >= 0.995
-    busy = {d: r[1]["counters"]["core0"]["tensor"]["busy_cycles"] for d, r in runs.items()}
+    busy = {d: r[1]["counters"]["chip0"]["core0"]["tensor"]["busy_cycles"] for d, r in runs.items()}
     assert busy["int8"] < 0.75 * busy["bf16"], busy
 
 

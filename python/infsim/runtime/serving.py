@@ -1,0 +1,232 @@
+"""Serving on the simulated instance: models loaded once onto core groups,
+requests from any number of host threads, and load generated in simulated
+time. A thin layer over the C++ runtime (sim/system/runtime.h), which owns
+the one simulation thread."""
+import os
+import threading
+
+import numpy as np
+
+from .. import _infsim
+from .executables import RunError, metadata, to_bytes, unpack
+from .stats import nest
+
+# Request statuses, as the Neuron runtime names them.
+STATUSES = {
+    "NRT_SUCCESS": "success",
+    "NRT_EXEC_BAD_INPUT": "bad input: unknown or missing input name, wrong size",
+    "NRT_TIMEOUT": "not answered within the model's timeout (simulated), counted from arrival",
+    "NRT_QUEUE_FULL": "the model's request queue was full",
+    "NRT_LOAD_NOT_ENOUGH_NC": "load: not enough free NeuronCores",
+    "NRT_HW_ERROR": "a device fault on the model's cores",
+    "NRT_EXEC_COMPLETED_WITH_NUM_ERR": "completed, but an output holds NaN or Inf",
+    "NRT_INVALID_HANDLE": "the model was unloaded",
+}
+
+
+class RequestError(RunError):
+    """A request answered with a status other than NRT_SUCCESS."""
+
+    def __init__(self, record, outputs=None):
+        super().__init__(f"{record['status']}: {record['message']}")
+        self.status = record["status"]
+        self.record = record
+        self.outputs = outputs
+
+
+def instances():
+    """The bundled instance types, smallest first."""
+    return list(_infsim.instances())
+
+
+def instance_config(name_or_path) -> dict:
+    return dict(_infsim.instance_config(name_or_path))
+
+
+def parse_cores(spec: str, total: int):
+    """'0-3', '0,2,5-7' -> sorted core numbers (global: 4 x chip + core)."""
+    cores = set()
+    for part in str(spec).replace(" ", "").split(","):
+        if not part:
+            continue
+        try:
+            lo, _, hi = part.partition("-")
+            lo, hi = int(lo), int(hi or lo)
+        except ValueError:
+            raise RunError(f"bad core list '{spec}' (expected e.g. 0-3 or 0,2,5-7)") from None
+        if lo > hi or hi >= total:
+            raise RunError(f"cores {part} are not on this instance (cores 0-{total - 1})")
+        cores.update(range(lo, hi + 1))
+    return sorted(cores)
+
+
+def visible_cores(total: int, cores=None):
+    """The cores this process may use: `cores` (a list or a '0-3' string),
+    else INFSIM_VISIBLE_CORES (as NEURON_RT_VISIBLE_CORES), else all."""
+    if cores is None:
+        cores = os.environ.get("INFSIM_VISIBLE_CORES")
+    if cores is None:
+        return list(range(total))
+    if isinstance(cores, str):
+        return parse_cores(cores, total)
+    cores = sorted(int(c) for c in cores)
+    if cores and (cores[0] < 0 or cores[-1] >= total):
+        raise RunError(f"cores {cores} are not on this instance (cores 0-{total - 1})")
+    return cores
+
+
+class Future:
+    """The answer to one request; result() blocks (GIL released)."""
+
+    def __init__(self, fut, model):
+        self._fut = fut
+        self._model = model
+
+    def done(self):
+        return self._fut.done()
+
+    def record(self, timeout=None) -> dict:
+        """The request's record (status, times in simulated seconds, raw outputs)."""
+        return self._fut.result(timeout)
+
+    def result(self, timeout=None):
+        """The outputs as numpy arrays; RequestError for any status but NRT_SUCCESS."""
+        r = self.record(timeout)
+        outputs = unpack(r["outputs"], self._model.specs) if r["outputs"] else {}
+        if r["status"] != "NRT_SUCCESS":
+            raise RequestError(r, outputs)
+        return outputs
+
+
+class _Answered(Future):
+    """A request refused before it reached the simulation."""
+
+    def __init__(self, record, model):
+        self._record = record
+        self._model = model
+
+    def done(self):
+        return True
+
+    def record(self, timeout=None):
+        return self._record
+
+
+class LoadedModel:
+    """A model loaded on one or more core groups (its replicas), sharing one request queue."""
+
+    def __init__(self, runtime, exe, mid, name, groups, timing_only):
+        self.runtime = runtime
+        self.executable = exe
+        self.id = mid
+        self.name = name
+        self.groups = groups
+        self.timing_only = timing_only
+        self.specs = {t["name"]: t for t in exe.tensors}
+        self.inputs = {t["name"]: t for t in exe.tensors if t["kind"] == "input"}
+        self.loaded = True
+
+    def raw_inputs(self, inputs):
+        """Raw bytes per input; RunError for a shape or dtype that does not fit
+        (unknown and missing names are the device runtime's to report)."""
+        return {n: to_bytes(n, a, self.inputs[n]) if n in self.inputs else np.asarray(a).tobytes()
+                for n, a in inputs.items()}
+
+    def submit(self, inputs, keep_outputs=True) -> Future:
+        """Queues one request (numpy inputs by name); thread-safe. Bad inputs
+        are answered at once with NRT_EXEC_BAD_INPUT."""
+        try:
+            raw = self.raw_inputs(inputs)
+        except RunError as e:
+            return _Answered({"status": "NRT_EXEC_BAD_INPUT", "message": str(e), "outputs": {}, "model": self.id}, self)
+        return Future(self.runtime._rt.submit(self.id, raw, keep_outputs), self)
+
+    def submit_all(self, batch, keep_outputs=True):
+        """Queues several requests that arrive at the same simulated time."""
+        raws = [self.raw_inputs(x) for x in batch]
+        return [Future(f, self) for f in self.runtime._rt.submit_all(self.id, raws, keep_outputs)]
+
+    def __call__(self, inputs):
+        return self.submit(inputs).result()
+
+    def unload(self):
+        if self.loaded:
+            self.runtime._rt.unload(self.id)
+            self.loaded = False
+
+    def swap_to(self, new: "LoadedModel"):
+        """Blue/green: requests to this model go to `new` from now on; this one
+        answers what it has queued, then unloads."""
+        self.runtime._rt.swap(self.id, new.id)
+        self.loaded = False
+
+
+class Runtime:
+    """The process's simulated instance and its runtime. SystemC elaborates
+    one instance per process: asking for another instance (or chip
+    configuration) in the same process is a RunError."""
+
+    def __init__(self, instance="inf1.xlarge", config=None):
+        self._rt = _infsim.Runtime.get(instance, config or "")
+        self.instance = self._rt.instance
+        self.config = self._rt.chip_config
+        self.num_cores = self._rt.num_cores
+        self.instance_config = instance_config(instance)
+        self._lock = threading.Lock()
+
+    def load(self, exe, cores=None, group_size=None, name=None, timing_only=False, timeout_s=1.0,
+             queue_depth=4096, replicas=None) -> LoadedModel:
+        """Loads `exe` once per core group: the visible cores (`cores`, else
+        INFSIM_VISIBLE_CORES, else all) split into groups of `group_size`
+        (default: the cores the executable uses), `replicas` of them at most."""
+        if not isinstance(exe, _infsim.Executable):
+            raise RunError("a model with host-fallback steps (a bundle) cannot be served by the runtime yet; "
+                           "compile with --fallback none or use runtime.run")
+        need = exe.num_cores
+        size = group_size or need
+        if size < need:
+            raise RunError(f"NRT_LOAD_NOT_ENOUGH_NC: the model needs {need} cores per group, groups have {size}")
+        used = set(self._rt.used_cores())
+        vis = [c for c in visible_cores(self.num_cores, cores) if c not in used]
+        # Groups of `size` consecutive free cores, on one chip, from the lowest core up.
+        per_chip = int(_infsim.config(self.config)["cores"])
+        groups, i = [], 0
+        while i + size <= len(vis):
+            run = vis[i:i + size]
+            if run == list(range(run[0], run[0] + size)) and run[0] // per_chip == run[-1] // per_chip:
+                groups.append(run[0])
+                i += size
+            else:
+                i += 1
+        if replicas is not None:
+            if replicas > len(groups):
+                raise RunError(f"NRT_LOAD_NOT_ENOUGH_NC: {replicas} replicas of {size} cores asked for, "
+                               f"{len(groups)} groups visible")
+            groups = groups[:replicas]
+        if not groups:
+            raise RunError(f"NRT_LOAD_NOT_ENOUGH_NC: no group of {size} consecutive visible cores")
+        name = name or metadata(exe).get("model", "model")
+        mid = self._rt.load(exe, groups, name, timing_only, timeout_s, queue_depth)
+        return LoadedModel(self, exe, mid, name, groups, timing_only)
+
+    def run_workload(self, loads) -> dict:
+        """Runs load generators in simulated time. Each load: {model:
+        LoadedModel, inputs: numpy dict, workers: N | rate: R | trace:
+        [arrival s], requests: N | duration_s: S, seed, keep_outputs}."""
+        spec = []
+        for l in loads:
+            d = dict(l)
+            m = d.pop("model")
+            d["model"] = m.id
+            d["inputs"] = m.raw_inputs(d["inputs"])
+            spec.append(d)
+        return self._rt.run_workload(spec)
+
+    def counter_list(self):
+        return self._rt.counters()
+
+    def counters(self) -> dict:
+        return nest(self._rt.counters())
+
+    def now_s(self) -> float:
+        return self._rt.now_s()

@@ -1,0 +1,268 @@
+"""The runtime in simulated time: models loaded once on core groups, many
+host threads, statuses, contention, load generators, DataParallel, bench.
+This process simulates inf1.xlarge (one chip, cores 0-3); multi-chip cases
+run in a subprocess (one instance per process)."""
+import json
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+import infsim
+from helpers import to_onnx
+from infsim import runtime
+from infsim.compiler import compile_model
+
+
+def mlp_exe(seed, batch=2, width=256, dtype="bf16"):
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(torch.nn.Linear(width, 2 * width), torch.nn.ReLU(), torch.nn.Linear(2 * width, 64))
+    proto, _ = to_onnx(net, (torch.randn(batch, width),))
+    return compile_model(proto, dtype=dtype)
+
+
+@pytest.fixture(scope="module")
+def exes():
+    return {"a": mlp_exe(1), "b": mlp_exe(2, batch=4, width=384)}
+
+
+@pytest.fixture
+def rt():
+    r = runtime.Runtime("inf1.xlarge")
+    yield r
+    assert r._rt.used_cores() == [], "a test left a model loaded"
+
+
+def feeds(exe, seed):
+    rng = np.random.default_rng(seed)
+    return {t["name"]: rng.standard_normal(t["shape"]).astype(np.float32) for t in exe.tensors if t["kind"] == "input"}
+
+
+def solo(exe, inputs):
+    return runtime.run(exe, inputs)
+
+
+def test_loaded_model_matches_solo_run_and_places_constants_once(rt, exes):
+    exe = exes["a"]
+    x = feeds(exe, 0)
+    ref, ref_stats = solo(exe, x)
+    m = rt.load(exe, cores=[2])
+    try:
+        before = rt.counters()
+        outs = [m(x) for _ in range(3)]
+        after = rt.counters()
+    finally:
+        m.unload()
+    for o in outs:
+        np.testing.assert_array_equal(o["output"] if "output" in o else list(o.values())[0], list(ref.values())[0])
+    # Requests move only inputs and outputs over the host link, never the constants.
+    io = sum(t["elements"] if "elements" in t else int(np.prod(t["shape"])) * 4 for t in exe.tensors)
+    sent = after["link"]["host-chip0"]["bytes"] - before["link"]["host-chip0"]["bytes"]
+    got = after["link"]["chip0-host"]["bytes"] - before["link"]["chip0-host"]["bytes"]
+    assert sent == 3 * sum(a.nbytes for a in x.values())
+    assert got == 3 * sum(v.nbytes for v in ref.values())
+    assert sent + got <= 3 * io
+
+
+def test_eight_threads_two_models_and_a_swap(rt, exes):
+    """8 host threads x 12 requests over 2 models; model a is swapped for a
+    new version half way. Every request answered once, bits as a serial run."""
+    a, b = exes["a"], exes["b"]
+    inputs = {(k, i): feeds(exes[k], 100 * (k == "b") + i) for k in "ab" for i in range(6)}
+    serial = {key: solo(exes[key[0]], x)[0] for key, x in inputs.items()}
+    ma = rt.load(a, cores=[0], name="a-v1")
+    mb = rt.load(b, cores=[1, 2], name="b")
+    ma2 = rt.load(a, cores=[3], name="a-v2")
+    results, lock, started = [], threading.Lock(), threading.Barrier(8)
+    swap_done = threading.Event()
+
+    def client(t):
+        started.wait()
+        for j in range(12):
+            key = ("a" if (t + j) % 2 else "b", (t * 12 + j) % 6)
+            if t == 0 and j == 6:
+                ma.swap_to(ma2)
+                swap_done.set()
+            fut = (ma if key[0] == "a" else mb).submit(inputs[key])
+            rec = fut.record(timeout=120)
+            with lock:
+                results.append((key, rec, fut.result()))
+
+    threads = [threading.Thread(target=client, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert swap_done.is_set()
+        assert len(results) == 96
+        assert len({r["id"] for _, r, _ in results}) == 96  # answered exactly once each
+        assert all(r["status"] == "NRT_SUCCESS" for _, r, _ in results)
+        for key, _, out in results:
+            for n, v in serial[key].items():
+                np.testing.assert_array_equal(out[n], v)
+        # After the swap, model a's requests ran on the new version (core 3).
+        served_by = {r["model"] for key, r, _ in results if key[0] == "a"}
+        assert served_by == {ma.id, ma2.id}
+        assert ma.id not in rt._rt.models()
+    finally:
+        mb.unload()
+        ma2.unload()
+
+
+def test_contention_on_a_shared_dram_channel(rt, exes):
+    """Cores 0 and 1 share DRAM channel 0: two replicas each see a higher
+    latency than one alone, and the channel's counters are the sum of the
+    requests'."""
+    exe = exes["b"]
+    x = feeds(exe, 3)
+    m1 = rt.load(exe, cores=[0], timing_only=True)
+    c0 = rt.counters()
+    alone = rt.run_workload([{"model": m1, "inputs": x, "workers": 1, "requests": 6}])
+    c1 = rt.counters()
+    m1.unload()
+    m2 = rt.load(exe, cores=[0, 1], timing_only=True)
+    both = rt.run_workload([{"model": m2, "inputs": x, "workers": 2, "requests": 12}])
+    c2 = rt.counters()
+    m2.unload()
+    ch = lambda c, k: c["chip0"]["dram"]["channel0"][k]  # noqa: E731
+    per_request = {k: (ch(c1, k) - ch(c0, k)) / 6 for k in ("read_bytes", "write_bytes")}
+    assert per_request["read_bytes"] > 0
+    for k, v in per_request.items():
+        assert ch(c2, k) - ch(c1, k) == 12 * v
+    solo_latency = min(r["end_s"] - r["start_s"] for r in alone["results"])
+    by_replica = {0: [], 1: []}
+    for r in both["results"]:
+        by_replica[r["replica"]].append(r["end_s"] - r["start_s"])
+    for lat in by_replica.values():
+        assert lat and min(lat[1:]) > solo_latency
+
+
+def test_two_models_at_once_give_their_solo_bits(rt, exes):
+    xa, xb = feeds(exes["a"], 5), feeds(exes["b"], 6)
+    (ra, sa), (rb, sb) = solo(exes["a"], xa), solo(exes["b"], xb)
+    ma, mb = rt.load(exes["a"], cores=[0]), rt.load(exes["b"], cores=[2])
+    try:
+        w = rt.run_workload([{"model": ma, "inputs": xa, "workers": 2, "requests": 5, "keep_outputs": True},
+                             {"model": mb, "inputs": xb, "workers": 2, "requests": 5, "keep_outputs": True}])
+    finally:
+        ma.unload()
+        mb.unload()
+    assert len(w["results"]) == 10
+    for r in w["results"]:
+        exe, ref, st = (exes["a"], ra, sa) if r["model"] == ma.id else (exes["b"], rb, sb)
+        outs = runtime.unpack(r["outputs"], {t["name"]: t for t in exe.tensors})
+        for n, v in ref.items():
+            np.testing.assert_array_equal(outs[n], v)
+        assert r["device_cycles"] >= st["total_cycles"]  # never faster than alone
+        assert r["end_s"] - r["arrival_s"] >= st["simulated_seconds"]
+
+
+def test_statuses(rt, exes):
+    exe = exes["a"]
+    x = feeds(exe, 0)
+    m = rt.load(exe, cores=[0], queue_depth=2, timeout_s=20e-6)
+    try:
+        bad = m.submit({"nope": x[list(x)[0]]})
+        with pytest.raises(runtime.RequestError, match="NRT_EXEC_BAD_INPUT"):
+            bad.result()
+        missing = runtime.Future(rt._rt.submit(m.id, {}, True), m)
+        assert missing.record()["status"] == "NRT_EXEC_BAD_INPUT"
+        # Six at once into a queue of two that times out after 20 us: some are refused, the late ones time out.
+        w = rt.run_workload([{"model": m, "inputs": x, "rate": 1e9, "requests": 6, "seed": 1}])
+        statuses = [r["status"] for r in w["results"]]
+        assert "NRT_QUEUE_FULL" in statuses and "NRT_TIMEOUT" in statuses
+        nan = dict(x)
+        nan[list(x)[0]] = np.full_like(x[list(x)[0]], np.nan)
+        with pytest.raises(runtime.RequestError, match="NRT_EXEC_COMPLETED_WITH_NUM_ERR") as e:
+            runtime.Future(rt._rt.submit(m.id, m.raw_inputs(nan), True), m).result()
+        assert e.value.outputs  # the outputs come back with the status
+    finally:
+        m.unload()
+    gone = runtime.Future(rt._rt.submit(m.id, m.raw_inputs(x), True), m)
+    assert gone.record()["status"] == "NRT_INVALID_HANDLE"
+    with pytest.raises(runtime.RunError, match="NRT_LOAD_NOT_ENOUGH_NC"):
+        rt.load(exe, replicas=5)
+    held = rt.load(exe, cores="0-3")
+    try:
+        with pytest.raises(runtime.RunError, match="NRT_LOAD_NOT_ENOUGH_NC"):
+            rt.load(exe)
+    finally:
+        held.unload()
+
+
+def test_load_generators_are_deterministic(rt, exes):
+    m = rt.load(exes["a"], replicas=2, timing_only=True)
+    x = feeds(exes["a"], 0)
+    try:
+        runs = [rt.run_workload([{"model": m, "inputs": x, "rate": 20000, "requests": 30, "seed": 4}])
+                for _ in range(2)]
+        trace = rt.run_workload([{"model": m, "inputs": x, "trace": [0, 1e-4, 1e-4, 3e-4]}])
+    finally:
+        m.unload()
+    ps = lambda t, w: round((t - w["start_s"]) * 1e12)  # noqa: E731  (picoseconds from the workload's start)
+    shape = lambda w: [(ps(r["arrival_s"], w), ps(r["end_s"], w), r["replica"], r["device_cycles"])  # noqa: E731
+                       for r in sorted(w["results"], key=lambda r: r["id"])]
+    a, b = shape(runs[0]), shape(runs[1])
+    # Same arrivals, replicas and device cycles; the ends agree to within the
+    # links' clock phase (their cycles count from time 0, and the second
+    # workload starts at another simulated time).
+    assert len(a) == 30 and [(p[0], p[2], p[3]) for p in a] == [(p[0], p[2], p[3]) for p in b]
+    assert max(abs(p[1] - q[1]) for p, q in zip(a, b)) < 2000
+    arrivals = sorted(round((r["arrival_s"] - trace["start_s"]) * 1e6, 3) for r in trace["results"])
+    assert arrivals == [0, 100, 100, 300]
+
+
+def test_data_parallel_scatters_and_gathers_in_order(rt, exes):
+    exe = exes["a"]  # compiled for batch 2
+    x = np.random.default_rng(9).standard_normal((7, 256)).astype(np.float32)
+    ref = np.concatenate([list(solo(exe, {"input": x[i:i + 2] if i + 2 <= 7 else
+                                          np.concatenate([x[i:], np.zeros((1, 256), np.float32)])})[0].values())[0]
+                          for i in range(0, 7, 2)])[:7] if "input" in {t["name"] for t in exe.tensors} else None
+    dp = infsim.DataParallel(exe)
+    try:
+        y = dp(torch.from_numpy(x))
+        assert isinstance(y, torch.Tensor) and tuple(y.shape) == (7, 64)
+        if ref is not None:
+            np.testing.assert_array_equal(y.numpy(), ref)
+        assert dp.device_ids == [0, 1, 2, 3]
+        recs = dp.last_records
+        assert len(recs) == 4 and {r["replica"] for r in recs} == {0, 1, 2, 3}
+        # Concurrent: every chunk started before any finished.
+        assert max(r["start_s"] for r in recs) < min(r["end_s"] for r in recs)
+    finally:
+        dp.unload()
+
+
+def test_bench_rows_follow_neuronperf(tmp_path, run_cli):
+    out = tmp_path / "r.json"
+    p = run_cli("bench", "mlp", "--n-models", "1,4", "--workers-per-model", "1", "--requests", "40",
+                "--timing-only", "--json", out, "--requests-csv", tmp_path / "q.csv")
+    rows = json.loads(out.read_text())
+    assert [r["n_models"] for r in rows] == [1, 4]
+    for r in rows:
+        for col in ("model_filename", "instance_type", "n_models", "workers_per_model", "pipeline_size",
+                    "batch_size", "throughput_avg", "latency_ms_p0", "latency_ms_p50", "latency_ms_p90",
+                    "latency_ms_p95", "latency_ms_p99", "latency_ms_p100", "total_infs", "total_s",
+                    "cost_per_1m_inf", "wall_s"):
+            assert col in r
+        assert r["total_infs"] == 40 * r["batch_size"] and r["failed"] == 0
+        assert r["cost_per_1m_inf"] == pytest.approx(0.228 * 1e6 / (3600 * r["throughput_avg"]))
+        assert r["latency_ms_p0"] <= r["latency_ms_p50"] <= r["latency_ms_p99"] <= r["latency_ms_p100"]
+    assert rows[1]["throughput_avg"] > 1.5 * rows[0]["throughput_avg"]
+    lines = (tmp_path / "q.csv").read_text().splitlines()
+    assert lines[0].startswith("config,id,replica,status") and len(lines) == 81
+
+
+def test_multi_chip_instance_spreads_replicas(tmp_path, run_cli):
+    """inf1.6xlarge: 16 replicas over four chips; every chip's DRAM works."""
+    out = tmp_path / "r.json"
+    run_cli("bench", "mlp", "--instance", "inf1.6xlarge", "--n-models", "4,16", "--workers-per-model", "1",
+            "--requests", "64", "--timing-only", "--json", out)
+    rows = json.loads(out.read_text())
+    four, sixteen = rows
+    assert 3.0 < sixteen["throughput_avg"] / four["throughput_avg"] < 4.4
+    for chip in ("chip0", "chip1", "chip2", "chip3"):
+        dram = sixteen["counters"][chip]["dram"]
+        assert sum(c["read_bytes"] for c in dram.values()) > 0
