@@ -38,7 +38,7 @@ CommandStatus CommandProcessor::execute(const Command& c) {
       if (!image || image->num_cores < count) return CommandStatus::bad_image;
       for (uint32_t i = first; i < first + count; ++i)
         if (device_.core_status(i) == CoreStatus::running) return CommandStatus::busy;
-      for (uint32_t i = 0; i < count; ++i) device_.load_core(first + i, *image, i);
+      for (uint32_t i = 0; i < count; ++i) device_.load_core(first + i, *image, i, c.args[2]);
       return CommandStatus::ok;
     }
     case Opcode::run: {

@@ -80,8 +80,9 @@ class Device {
   virtual const isa::Executable* host_image(uint32_t handle) const = 0;
 
   virtual CoreStatus core_status(uint32_t core) const = 0;
-  // Clears the core's state and gives it image core `image_core`'s program; -> loaded.
-  virtual void load_core(uint32_t core, const isa::Executable& image, uint32_t image_core) = 0;
+  // Clears the core's state and gives it image core `image_core`'s program
+  // from the host image `handle`; -> loaded.
+  virtual void load_core(uint32_t core, const isa::Executable& image, uint32_t image_core, uint32_t handle) = 0;
   virtual void ring_doorbell(uint32_t core) = 0;                            // loaded -> running
   virtual void abort_core(uint32_t core) = 0;  // engines still in a stream give it up at once
   virtual void reset_core(uint32_t core) = 0;  // clears the core's state; -> idle

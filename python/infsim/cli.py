@@ -7,13 +7,14 @@ import sys
 import numpy as np
 
 from . import _infsim, runtime
-from .compiler import CompileError, compile_model
+from .errors import CompileError
 
 ERRORS = (CompileError, runtime.RunError, _infsim.FormatError, _infsim.RunError, _infsim.ConfigError,
           _infsim.IsaError, OSError, ValueError, KeyError)
 
 
 def cmd_compile(a):
+    from .compiler import compile_model
     if a.pipeline_cores != 1:
         raise CompileError("--pipeline-cores > 1 is not implemented yet")
     calibration = _load_npz(a.calibration) if a.calibration else None

@@ -238,9 +238,9 @@ void HostInterface::set_status(uint32_t core, CoreStatus s) {
   STATUS.set(core, static_cast<uint64_t>(s));
 }
 
-void HostInterface::load_core(uint32_t core, const isa::Executable& image, uint32_t image_core) {
+void HostInterface::load_core(uint32_t core, const isa::Executable& image, uint32_t image_core, uint32_t handle) {
   reset_core(core);
-  cores_[core]->load(image, image_core);
+  cores_[core]->load(image, image_core, handle);
   set_status(core, CoreStatus::loaded);
 }
 

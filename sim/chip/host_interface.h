@@ -170,7 +170,7 @@ class HostInterface : public sc_core::sc_module, public firmware::Device, privat
   void complete_command(firmware::CommandStatus status) override;
   const isa::Executable* host_image(uint32_t handle) const override;
   firmware::CoreStatus core_status(uint32_t core) const override;
-  void load_core(uint32_t core, const isa::Executable& image, uint32_t image_core) override;
+  void load_core(uint32_t core, const isa::Executable& image, uint32_t image_core, uint32_t handle) override;
   void ring_doorbell(uint32_t core) override;
   void abort_core(uint32_t core) override;
   void reset_core(uint32_t core) override;

@@ -158,8 +158,25 @@ void DmaQueue::gathered_rows(const isa::DmaEndpoint& table, const isa::AccessPat
   }
 }
 
+const DmaQueue::DescriptorPieces& DmaQueue::descriptor_pieces(uint32_t index) {
+  if (core_.image_id() == 0 || core_.image_id() != cache_image_ || core_.image_core() != cache_core_ ||
+      cache_.size() != core_.exe().dma.size()) {
+    cache_.assign(core_.exe().dma.size(), {});
+    cache_image_ = core_.image_id();
+    cache_core_ = core_.image_core();
+  }
+  DescriptorPieces& p = cache_.at(index);
+  if (!p.known) {
+    const isa::DmaDescriptor& d = core_.exe().dma[index];
+    pieces(d.src, p.src);
+    pieces(d.dst, p.dst);
+    p.known = true;
+  }
+  return p;
+}
+
 sc_time DmaQueue::transfer(const isa::DmaEndpoint& src_ep, const std::vector<Piece>& src,
-                           const isa::DmaEndpoint& dst_ep, sc_time start) {
+                           const isa::DmaEndpoint& dst_ep, sc_time start, const std::vector<Piece>* dst_pieces) {
   const ChipConfig& cfg = core_.cfg();
   const uint64_t n = dst_ep.elements();
   // The data: between different memories without a conversion it moves once,
@@ -194,9 +211,12 @@ sc_time DmaQueue::transfer(const isa::DmaEndpoint& src_ep, const std::vector<Pie
   }
   // Each destination piece issues at the queue's rate once the source data
   // it carries has arrived (the queue streams: writes overlap later reads).
-  std::vector<Piece>& dst = dst_pieces_;
-  dst.clear();
-  pieces(dst_ep, dst);
+  if (!dst_pieces) {
+    dst_pieces_.clear();
+    pieces(dst_ep, dst_pieces_);
+    dst_pieces = &dst_pieces_;
+  }
+  const std::vector<Piece>& dst = *dst_pieces;
   std::vector<sc_time>& dst_issue = dst_issue_;
   dst_issue.resize(dst.size());
   const uint64_t src_size = isa::dtype_bytes(src_ep.dtype), dst_size = isa::dtype_bytes(dst_ep.dtype);
@@ -230,9 +250,8 @@ EngineBase::Cost DmaQueue::execute(const isa::Instruction& ins) {
   if (const auto* x = std::get_if<isa::DmaCopy>(&ins)) {
     for (uint32_t i = 0; i < x->count; ++i) {
       const isa::DmaDescriptor& d = core_.exe().dma[x->desc + i];
-      src_pieces_.clear();
-      pieces(d.src, src_pieces_);
-      t = transfer(d.src, src_pieces_, d.dst, t + fixed);
+      const DescriptorPieces& p = descriptor_pieces(x->desc + i);
+      t = transfer(d.src, p.src, d.dst, t + fixed, &p.dst);
     }
   } else if (const auto* x = std::get_if<isa::DmaGather>(&ins)) {
     const isa::DmaDescriptor& d = core_.exe().dma[x->desc];

@@ -33,8 +33,18 @@ class DmaQueue : public EngineBase {
   Cost execute(const isa::Instruction& ins) override;
   // Moves the source pieces to the destination pieces (same element count),
   // converting dtypes; returns the completion time.
+  // `dst_pieces`: the destination's pieces if known, else computed here.
   sc_core::sc_time transfer(const isa::DmaEndpoint& src, const std::vector<Piece>& src_pieces,
-                            const isa::DmaEndpoint& dst, sc_core::sc_time start);
+                            const isa::DmaEndpoint& dst, sc_core::sc_time start,
+                            const std::vector<Piece>* dst_pieces = nullptr);
+  // A descriptor's source and destination pieces, computed on first use and
+  // kept while the core keeps the same image (they depend only on the
+  // descriptor and the core's DRAM slice): a served model's requests reuse them.
+  struct DescriptorPieces {
+    bool known = false;
+    std::vector<Piece> src, dst;
+  };
+  const DescriptorPieces& descriptor_pieces(uint32_t index);
   // Appends the pieces of the table rows the index operand names, in order.
   void gathered_rows(const isa::DmaEndpoint& table, const isa::AccessPattern& index, std::vector<Piece>& out);
   // Appends the endpoint's pieces (merged only with each other).
@@ -51,6 +61,9 @@ class DmaQueue : public EngineBase {
   void copy_direct(const isa::DmaEndpoint& src_ep, const std::vector<Piece>& src, const isa::DmaEndpoint& dst_ep,
                    const std::vector<Piece>& dst);
 
+  std::vector<DescriptorPieces> cache_;
+  uint64_t cache_image_ = 0;
+  uint32_t cache_core_ = 0;
   // Reused from descriptor to descriptor, to spare allocations.
   std::vector<Piece> src_pieces_, dst_pieces_;
   std::vector<sc_core::sc_time> src_issue_, dst_issue_;

@@ -42,9 +42,10 @@ std::vector<tlm::tlm_initiator_socket<>*> NeuronCore::dram_sockets() {
   return s;
 }
 
-void NeuronCore::load(const isa::Executable& exe, uint32_t image_core) {
+void NeuronCore::load(const isa::Executable& exe, uint32_t image_core, uint64_t image_id) {
   exe_ = &exe;
   image_core_ = image_core;
+  image_id_ = image_id;
   std::vector<int> by_dma(cfg_.semaphores, 0), by_compute(cfg_.semaphores, 0);
   for (const auto& s : exe.streams)
     if (s.core == image_core_)

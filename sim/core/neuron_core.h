@@ -31,8 +31,11 @@ class NeuronCore : public sc_core::sc_module {
   // Assigns the streams of the executable's core `image_core` to this core
   // (a model loads onto any group of cores: image core i runs on the
   // group's i-th core).
-  void load(const isa::Executable& exe, uint32_t image_core);
+  // `image_id` names the host image for as long as it stays mapped (0: not
+  // known), so that what is derived from it alone can be kept across loads.
+  void load(const isa::Executable& exe, uint32_t image_core, uint64_t image_id = 0);
   uint32_t image_core() const { return image_core_; }
+  uint64_t image_id() const { return image_id_; }
 
   // Timing-only runs compute cycles but not values. The one way values steer
   // timing is a dma_gather's row indices, so instructions whose operands
@@ -101,6 +104,7 @@ class NeuronCore : public sc_core::sc_module {
   CounterRegistry& counters_;
   const isa::Executable* exe_ = nullptr;
   uint32_t image_core_ = 0;
+  uint64_t image_id_ = 0;
   sc_core::sc_time period_;
   OnChipMemory sbuf_, psum_;
   sc_core::sc_time psum_port_free_;

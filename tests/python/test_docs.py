@@ -89,3 +89,14 @@ def test_inf2_column_matches_configs_inf2_yaml():
             assert first_token(cell) == values[name], f"{name}: inf2.yaml sets {values[name]}, the table says {cell!r}"
         else:
             assert cell.startswith(DASH), f"{name}: inf2.yaml does not set it, the table says {cell!r}"
+
+
+def test_runtime_doc_lists_every_instance_parameter():
+    """docs/runtime.md section 1's table: the instance schema's parameters, in order, with their defaults."""
+    text = open(os.path.join(ROOT, "docs", "runtime.md")).read()
+    rows = re.findall(r"^\| `(\w+)` \| ([\w:]+) \| ([^|]*) \|", text, re.M)
+    schema = _infsim.instance_param_schema()
+    assert [r[0] for r in rows] == [p["name"] for p in schema]
+    for (name, typ, default), p in zip(rows, schema):
+        assert typ == p["type"].replace("std::", ""), name
+        assert default.strip() == p["default"], name

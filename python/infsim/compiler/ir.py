@@ -4,9 +4,7 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-
-class CompileError(Exception):
-    """The model cannot be compiled; the message says why and what to do."""
+from ..errors import CompileError  # noqa: F401  (the compiler raises it; defined where the CLI can reach it cheaply)
 
 
 @dataclass
