@@ -9,13 +9,13 @@
 
 #include "isa/numerics.h"
 #include "sim/memory/dram.h"
-#include "sim/core/neuron_core.h"
+#include "sim/core/core_context.h"
 
 namespace infsim::sim {
 
 using sc_core::sc_time;
 
-DmaQueue::DmaQueue(sc_core::sc_module_name name, NeuronCore& core, isa::Engine id)
+DmaQueue::DmaQueue(sc_core::sc_module_name name, CoreContext& core, isa::Engine id)
     : EngineBase(name, core, id),
       socket("socket"),
       bytes_(core.counters().add(path(), "bytes", "B", "bytes read from the source")),

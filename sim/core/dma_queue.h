@@ -22,7 +22,7 @@ class DmaQueue : public EngineBase {
  public:
   tlm_utils::simple_initiator_socket<DmaQueue> socket;
 
-  DmaQueue(sc_core::sc_module_name name, NeuronCore& core, isa::Engine id);
+  DmaQueue(sc_core::sc_module_name name, CoreContext& core, isa::Engine id);
 
  private:
   struct Piece {

@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "sim/core/neuron_core.h"
+#include "sim/core/core_context.h"
 
 namespace infsim::sim {
 
@@ -23,7 +23,7 @@ EngineBase::Cost EngineBase::streaming(uint64_t elements, std::initializer_list<
   return {t.occupancy, t.retire - t.occupancy};
 }
 
-EngineBase::EngineBase(sc_core::sc_module_name name, NeuronCore& core, isa::Engine id)
+EngineBase::EngineBase(sc_core::sc_module_name name, CoreContext& core, isa::Engine id)
     : sc_module(name),
       core_(core),
       id_(id),

@@ -19,7 +19,7 @@
 
 namespace infsim::sim {
 
-class NeuronCore;
+class CoreContext;
 
 // Timing of a streaming instruction on the vector or scalar engine, in the
 // engine's cycles from issue. SBUF and PSUM each deliver one element per
@@ -46,7 +46,7 @@ struct DeviceFault : std::runtime_error {
 class EngineBase : public sc_core::sc_module {
  public:
   SC_HAS_PROCESS(EngineBase);
-  EngineBase(sc_core::sc_module_name name, NeuronCore& core, isa::Engine id);
+  EngineBase(sc_core::sc_module_name name, CoreContext& core, isa::Engine id);
 
   // Assigns the stream to run at the next start (nullptr: no stream).
   void load(const isa::Stream* stream);
@@ -77,7 +77,7 @@ class EngineBase : public sc_core::sc_module {
   Cost streaming(uint64_t elements, std::initializer_list<const isa::AccessPattern*> inputs) const;
   std::string path() const;  // counter path, e.g. "core0.tensor"
 
-  NeuronCore& core_;
+  CoreContext& core_;
   const isa::Engine id_;
   const sc_core::sc_time period_;
   bool values_ = true;  // compute (DMA: move) this instruction's values (false: timing only)

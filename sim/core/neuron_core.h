@@ -11,15 +11,15 @@
 #include <vector>
 
 #include "sim/config.h"
-#include "sim/counters.h"
+#include "sim/core/core_context.h"
 #include "sim/core/engine.h"
-#include "sim/memory/onchip_memory.h"
+#include "sim/counters.h"
 
 namespace infsim::sim {
 
 class DmaQueue;
 
-class NeuronCore : public sc_core::sc_module {
+class NeuronCore : public sc_core::sc_module, public CoreContext {
  public:
   SC_HAS_PROCESS(NeuronCore);
   NeuronCore(sc_core::sc_module_name name, uint32_t index, const ChipConfig& cfg, CounterRegistry& counters);
@@ -34,44 +34,44 @@ class NeuronCore : public sc_core::sc_module {
   // `image_id` names the host image for as long as it stays mapped (0: not
   // known), so that what is derived from it alone can be kept across loads.
   void load(const isa::Executable& exe, uint32_t image_core, uint64_t image_id = 0);
-  uint32_t image_core() const { return image_core_; }
-  uint64_t image_id() const { return image_id_; }
+  uint32_t image_core() const override { return image_core_; }
+  uint64_t image_id() const override { return image_id_; }
 
   // Timing-only runs compute cycles but not values. The one way values steer
   // timing is a dma_gather's row indices, so instructions whose operands
   // overlap a gather's index operand still compute, and DMA moves data and
   // stationary loads read it unless the core's program has no gather at all.
   void set_timing_only(bool on) { timing_only_ = on; }
-  bool values_needed(const isa::Instruction& ins) const;
+  bool values_needed(const isa::Instruction& ins) const override;
   // Whether any value can matter in this run: false only for timing-only runs without gathers.
-  bool values_matter() const { return !timing_only_ || !gather_indices_.empty(); }
+  bool values_matter() const override { return !timing_only_ || !gather_indices_.empty(); }
   void reset();                            // clears SRAM, semaphores, engine state
   void start();
   bool all_finished() const;
   std::vector<std::string> blocked_engines() const;
 
   // --- used by the engines
-  uint32_t index() const { return index_; }
-  const ChipConfig& cfg() const { return cfg_; }
-  CounterRegistry& counters() { return counters_; }
-  const isa::Executable& exe() const { return *exe_; }
+  uint32_t index() const override { return index_; }
+  const ChipConfig& cfg() const override { return cfg_; }
+  CounterRegistry& counters() override { return counters_; }
+  const isa::Executable& exe() const override { return *exe_; }
   // The core's reference clock (the tensor engine's): total_cycles counts it.
   sc_core::sc_time period() const { return period_; }
-  uint64_t dram_base() const { return uint64_t{index_} * cfg_.dram_slice_bytes(); }
-  OnChipMemory& memory(isa::Space s) { return s == isa::Space::psum ? psum_ : sbuf_; }
+  uint64_t dram_base() const override { return uint64_t{index_} * cfg_.dram_slice_bytes(); }
+  OnChipMemory& memory(isa::Space s) override { return s == isa::Space::psum ? psum_ : sbuf_; }
   OnChipMemory& sbuf() { return sbuf_; }
-  OnChipMemory& psum() { return psum_; }
+  OnChipMemory& psum() override { return psum_; }
 
   // Claims the vector/scalar PSUM port for `cycles` engine cycles from the
   // first free edge; returns the cycles waited for it.
-  uint64_t acquire_psum_port(const sc_core::sc_time& period, uint64_t cycles);
+  uint64_t acquire_psum_port(const sc_core::sc_time& period, uint64_t cycles) override;
 
-  uint32_t semaphore(uint8_t id) const { return semaphores_[id]; }
+  uint32_t semaphore(uint8_t id) const override { return semaphores_[id]; }
   // Whether only DMA queues of this core's program signal semaphore `id`.
-  bool signalled_by_dma(uint8_t id) const { return dma_signalled_[id]; }
-  const sc_core::sc_event& semaphore_changed() const { return semaphore_changed_; }
+  bool signalled_by_dma(uint8_t id) const override { return dma_signalled_[id]; }
+  const sc_core::sc_event& semaphore_changed() const override { return semaphore_changed_; }
   // Increments semaphore `id` by one after `delay`.
-  void signal(uint8_t id, const sc_core::sc_time& delay);
+  void signal(uint8_t id, const sc_core::sc_time& delay) override;
 
   // Told of end_of_program and of the first fault as they happen (the host
   // interface's status registers and interrupt).
@@ -84,17 +84,17 @@ class NeuronCore : public sc_core::sc_module {
   // Bit e set: engine e (isa::Engine) has a stream it has not finished.
   uint32_t active_engines() const;
 
-  void end_of_program(uint32_t code);
+  void end_of_program(uint32_t code) override;
   std::optional<uint32_t> completion_code() const { return completion_code_; }
   sc_core::sc_time completion_time() const { return completion_time_; }
 
-  void fault(isa::Engine engine, size_t pc, const std::string& what);
+  void fault(isa::Engine engine, size_t pc, const std::string& what) override;
   // After a deadlock: engines still blocked on semaphores give up their
   // streams, so that the next run starts every engine afresh.
   void abandon();
-  bool faulted() const { return fault_.has_value(); }
+  bool faulted() const override { return fault_.has_value(); }
   const std::string& fault_message() const { return *fault_; }
-  const sc_core::sc_event& fault_event() const { return fault_event_; }
+  const sc_core::sc_event& fault_event() const override { return fault_event_; }
 
  private:
   void apply_signals();

@@ -3,11 +3,11 @@
 #include <algorithm>
 
 #include "firmware/activation_functions.h"
-#include "sim/core/neuron_core.h"
+#include "sim/core/core_context.h"
 
 namespace infsim::sim {
 
-ScalarEngine::ScalarEngine(sc_core::sc_module_name name, NeuronCore& core)
+ScalarEngine::ScalarEngine(sc_core::sc_module_name name, CoreContext& core)
     : EngineBase(name, core, isa::Engine::scalar) {}
 
 EngineBase::Cost ScalarEngine::execute(const isa::Instruction& ins) {

@@ -10,7 +10,7 @@ namespace infsim::sim {
 
 class ScalarEngine : public EngineBase {
  public:
-  ScalarEngine(sc_core::sc_module_name name, NeuronCore& core);
+  ScalarEngine(sc_core::sc_module_name name, CoreContext& core);
 
  private:
   Cost execute(const isa::Instruction& ins) override;

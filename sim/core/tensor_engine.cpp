@@ -4,13 +4,13 @@
 
 #include <algorithm>
 
-#include "sim/core/neuron_core.h"
+#include "sim/core/core_context.h"
 
 namespace infsim::sim {
 
 using sc_core::sc_time;
 
-TensorEngine::TensorEngine(sc_core::sc_module_name name, NeuronCore& core)
+TensorEngine::TensorEngine(sc_core::sc_module_name name, CoreContext& core)
     : EngineBase(name, core, isa::Engine::tensor),
       timing_(core.cfg().array_rows, core.cfg().array_cols, core.cfg().min_instruction_cycles),
       macs_(core.counters().add(path(), "macs", "", "multiply-accumulates performed")) {}

@@ -13,7 +13,7 @@ namespace infsim::sim {
 
 class TensorEngine : public EngineBase {
  public:
-  TensorEngine(sc_core::sc_module_name name, NeuronCore& core);
+  TensorEngine(sc_core::sc_module_name name, CoreContext& core);
 
  private:
   struct Stationary {

@@ -6,11 +6,11 @@
 #include <cmath>
 
 #include "isa/numerics.h"
-#include "sim/core/neuron_core.h"
+#include "sim/core/core_context.h"
 
 namespace infsim::sim {
 
-VectorEngine::VectorEngine(sc_core::sc_module_name name, NeuronCore& core)
+VectorEngine::VectorEngine(sc_core::sc_module_name name, CoreContext& core)
     : EngineBase(name, core, isa::Engine::vector) {}
 
 namespace {

@@ -12,7 +12,7 @@ namespace infsim::sim {
 
 class VectorEngine : public EngineBase {
  public:
-  VectorEngine(sc_core::sc_module_name name, NeuronCore& core);
+  VectorEngine(sc_core::sc_module_name name, CoreContext& core);
 
  private:
   Cost execute(const isa::Instruction& ins) override;
