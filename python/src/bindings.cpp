@@ -90,6 +90,7 @@ py::dict request_dict(const sim::RequestResult& r) {
   d["device_done_s"] = r.device_done_s;
   d["end_s"] = r.end_s;
   d["device_cycles"] = r.device_cycles;
+  d["host_s"] = r.host_s;
   py::dict outs;
   for (const auto& [name, bytes] : r.outputs)
     outs[py::str(name)] = py::bytes(reinterpret_cast<const char*>(bytes.data()), bytes.size());
@@ -101,6 +102,27 @@ py::list counter_list(const std::vector<sim::CounterValue>& cs) {
   py::list l;
   for (const auto& c : cs) l.append(py::make_tuple(c.path, c.name, c.unit, c.description, c.value));
   return l;
+}
+
+// A Python callable as a bundle step callback, run on the simulation thread:
+// the GIL is taken for the call, and for the callable's last reference.
+std::function<sim::Tensors(size_t, const sim::Tensors&)> python_step(py::function f) {
+  auto held = std::shared_ptr<py::function>(new py::function(std::move(f)), [](py::function* p) {
+    py::gil_scoped_acquire gil;
+    delete p;
+  });
+  return [held](size_t step, const sim::Tensors& values) {
+    py::gil_scoped_acquire gil;
+    py::dict d;
+    for (const auto& [k, v] : values) d[py::str(k)] = py::bytes(reinterpret_cast<const char*>(v.data()), v.size());
+    py::object out;
+    try {
+      out = (*held)(step, d);
+    } catch (py::error_already_set& e) {
+      throw sim::RunError(e.what());
+    }
+    return tensors_from(out.cast<std::map<std::string, py::bytes>>());
+  };
 }
 
 // An instance with its chips' configuration: `config` overrides the instance file's chip.
@@ -387,6 +409,38 @@ PYBIND11_MODULE(_infsim, m) {
           py::arg("executable"), py::arg("groups"), py::arg("name") = "model", py::arg("timing_only") = false,
           py::arg("timeout_s") = 1.0, py::arg("queue_depth") = 4096,
           "Loads a model: one replica per first core in `groups` (global core numbers). Returns its id.")
+      .def(
+          "load_bundle",
+          [](sim::Runtime& r, const py::list& steps, const std::map<std::string, uint64_t>& inputs,
+             const std::vector<std::string>& outputs, py::function host, py::function device_inputs,
+             const std::vector<uint32_t>& groups, const std::string& name, bool timing_only, double timeout_s,
+             uint32_t queue_depth) {
+            sim::BundleSpec spec;
+            for (const auto& s : steps) {
+              const auto t = s.cast<py::tuple>();
+              sim::BundleSpec::Step st;
+              if (!t[0].is_none()) st.exe = std::make_shared<const isa::Executable>(t[0].cast<isa::Executable>());
+              st.host_seconds = t[1].cast<double>();
+              spec.steps.push_back(std::move(st));
+            }
+            spec.inputs = inputs;
+            spec.outputs = outputs;
+            spec.host = python_step(host);
+            spec.device_inputs = python_step(device_inputs);
+            sim::LoadOptions o;
+            o.name = name;
+            o.groups = groups;
+            o.timing_only = timing_only;
+            o.timeout_s = timeout_s;
+            o.queue_depth = queue_depth;
+            py::gil_scoped_release release;
+            return r.load_bundle(std::move(spec), o);
+          },
+          py::arg("steps"), py::arg("inputs"), py::arg("outputs"), py::arg("host"), py::arg("device_inputs"),
+          py::arg("groups"), py::arg("name") = "bundle", py::arg("timing_only") = false, py::arg("timeout_s") = 1.0,
+          py::arg("queue_depth") = 4096,
+          "Loads a bundle: steps = [(executable, 0) | (None, host_seconds)]; host(step, values) and "
+          "device_inputs(step, values) map {name: bytes} to {name: bytes} on the simulation thread.")
       .def(
           "unload",
           [](sim::Runtime& r, int32_t id) {

@@ -27,6 +27,7 @@ const char* status_name(Status s) {
     case Status::hardware_error: return "NRT_HW_ERROR";
     case Status::numerical_error: return "NRT_EXEC_COMPLETED_WITH_NUM_ERR";
     case Status::unloaded: return "NRT_INVALID_HANDLE";
+    case Status::failure: return "NRT_FAILURE";
   }
   return "?";
 }
@@ -76,9 +77,11 @@ struct Replica {
 struct Model {
   int32_t id;
   LoadOptions opt;
-  std::shared_ptr<const isa::Executable> exe;
+  std::shared_ptr<const BundleSpec> spec;  // one device step for a plain executable
+  bool bundle = false;                     // values pass through spec->device_inputs / host
+  std::vector<uint32_t> core_offset;       // per step: its first core in the group (device steps)
   std::vector<Replica> replicas;
-  std::map<uint32_t, uint32_t> handle;  // chip -> image handle
+  std::map<std::pair<uint32_t, size_t>, uint32_t> handle;  // (chip, step) -> image handle
   std::deque<std::unique_ptr<Request>> queue;
   sc_core::sc_event queued;
   bool closing = false;
@@ -105,13 +108,21 @@ class Host : public sc_core::sc_module {
   std::set<uint32_t> used_cores;  // global
   uint64_t next_request = 1;
 
-  int32_t load(std::shared_ptr<const isa::Executable> exe, const LoadOptions& opt, int32_t id) {
+  int32_t load(std::shared_ptr<const BundleSpec> spec, bool bundle, const LoadOptions& opt, int32_t id) {
     const ChipConfig& cc = inst_.chip_config();
-    isa::validate(*exe, cc.limits());
-    const uint32_t n = exe->num_cores, total = inst_.num_chips() * cc.cores;
-    if (opt.groups.empty()) throw RunError("a model needs at least one core group");
-    std::set<uint32_t> mine;
     auto m = std::make_unique<Model>();
+    uint32_t n = 0;  // cores per group
+    for (const auto& st : spec->steps) {
+      m->core_offset.push_back(n);
+      if (st.exe) {
+        isa::validate(*st.exe, cc.limits());
+        n += st.exe->num_cores;
+      }
+    }
+    const uint32_t total = inst_.num_chips() * cc.cores;
+    if (opt.groups.empty()) throw RunError("a model needs at least one core group");
+    if (n == 0) throw RunError("a model needs at least one device step");
+    std::set<uint32_t> mine;
     for (uint32_t g : opt.groups) {
       if (g + n > total)
         throw RunError(fmt::format("{}: NRT_LOAD_NOT_ENOUGH_NC: cores {}-{} asked for, the instance has {}",
@@ -125,13 +136,19 @@ class Host : public sc_core::sc_module {
     }
     m->id = id;
     m->opt = opt;
-    m->exe = exe;
+    m->spec = spec;
+    m->bundle = bundle;
     const uint64_t slice = cc.dram_slice_bytes();
-    for (const auto& r : m->replicas) {
-      if (!m->handle.count(r.chip)) m->handle[r.chip] = inst_.chip(r.chip).host_interface().map_image(*exe);
-      for (const auto& c : exe->constants)
-        inst_.chip(r.chip).dram().backdoor_write((r.first + c.core) * slice + c.dram_offset, c.bytes.data(), c.bytes.size());
-    }
+    for (const auto& r : m->replicas)
+      for (size_t s = 0; s < spec->steps.size(); ++s) {
+        const auto& exe = spec->steps[s].exe;
+        if (!exe) continue;
+        HostInterface& hif = inst_.chip(r.chip).host_interface();
+        if (!m->handle.count({r.chip, s})) m->handle[{r.chip, s}] = hif.map_image(*exe);
+        const uint64_t first = r.first + m->core_offset[s];
+        for (const auto& c : exe->constants)
+          inst_.chip(r.chip).dram().backdoor_write((first + c.core) * slice + c.dram_offset, c.bytes.data(), c.bytes.size());
+      }
     used_cores.insert(mine.begin(), mine.end());
     Model* mp = m.get();
     models[id] = std::move(m);
@@ -260,15 +277,11 @@ class Host : public sc_core::sc_module {
   }
 
   // One replica's server thread: takes its model's requests in order.
+  // One replica's server thread: takes its model's requests in order.
   void serve(Model& m, int32_t index) {
     const Replica rep = m.replicas[index];
     Chip& chip = inst_.chip(rep.chip);
-    HostInterface& hif = chip.host_interface();
-    const ChipConfig& cc = inst_.chip_config();
-    const uint64_t slice = cc.dram_slice_bytes();
-    const sc_time timeout = sc_time(m.opt.timeout_s, sc_core::SC_SEC);
-    sc_core::sc_event_or_list irqs;
-    for (uint32_t c = 0; c < rep.cores; ++c) irqs |= hif.core_irq(rep.first + c);
+    const uint64_t slice = inst_.chip_config().dram_slice_bytes();
     for (;;) {
       while (m.queue.empty() && !m.closing) sc_core::wait(m.queued);
       if (m.queue.empty()) break;
@@ -277,71 +290,40 @@ class Host : public sc_core::sc_module {
       const sc_time arrival(q->r.arrival_s, sc_core::SC_SEC);
       q->r.replica = index;
       q->r.start_s = seconds(sc_core::sc_time_stamp());
-      if (sc_core::sc_time_stamp() - arrival >= timeout) {
+      if (sc_core::sc_time_stamp() - arrival >= sc_time(m.opt.timeout_s, sc_core::SC_SEC)) {
         finish(*q, Status::timeout, "timed out in the queue");
         continue;
       }
-      // An idle chip's DRAM starts from closed banks and a fresh refresh
-      // schedule, so a request alone takes the same cycles whatever ran before.
-      if (chip_idle(rep.chip)) chip.dram().restart_timing();
-      ++transfers_[rep.chip];
-      for (const auto& t : m.exe->tensors)
-        if (t.kind == isa::TensorKind::input) {
-          auto& bytes = const_cast<std::vector<uint8_t>&>(q->inputs->at(t.name));
-          transfer(rep.chip, true, (rep.first + t.core) * slice + t.dram_offset, bytes.data(), bytes.size());
-        }
-      --transfers_[rep.chip];
-      q->r.input_done_s = seconds(sc_core::sc_time_stamp());
-      for (uint32_t c = 0; c < rep.cores; ++c) chip.core(rep.first + c).set_timing_only(m.opt.timing_only);
-      command(rep.chip, Opcode::load, {rep.first, rep.cores, m.handle.at(rep.chip)});
-      command(rep.chip, Opcode::run, {rep.first, rep.cores});
-      // Until every core of the group is done or one faulted, or the deadline.
+      Tensors values = *q->inputs;
       Status st = Status::success;
       std::string msg;
-      for (;;) {
-        bool all_done = true, faulted = false;
-        for (uint32_t c = 0; c < rep.cores; ++c) {
-          const auto s = static_cast<CoreStatus>(reg(rep.chip, tlm::TLM_READ_COMMAND, hif.STATUS.address(rep.first + c), 4));
-          all_done &= s == CoreStatus::done;
-          if (s == CoreStatus::faulted) {
-            faulted = true;
-            msg = fmt::format("chip{}: {}", rep.chip, hif.fault_message(rep.first + c));
+      bool first_device = true;
+      for (size_t s = 0; s < m.spec->steps.size() && st == Status::success; ++s) {
+        const auto& step = m.spec->steps[s];
+        try {
+          if (!step.exe) {
+            Tensors out = m.spec->host(s, values);
+            const sc_time t0 = sc_core::sc_time_stamp();
+            on_vcpu(step.host_seconds);
+            q->r.host_s += seconds(sc_core::sc_time_stamp() - t0);
+            for (auto& [k, v] : out) values[k] = std::move(v);
+            continue;
           }
+          Tensors in = m.bundle ? m.spec->device_inputs(s, values) : values;
+          Tensors out;
+          st = run_device(m, rep, s, in, arrival, *q, first_device, out, msg);
+          first_device = false;
+          for (auto& [k, v] : out) values[k] = std::move(v);
+        } catch (const std::exception& e) {
+          st = Status::failure;
+          msg = fmt::format("step {}: {}", s, e.what());
         }
-        if (faulted) {
-          st = Status::hardware_error;
-          break;
-        }
-        if (all_done) break;
-        const sc_time now = sc_core::sc_time_stamp();
-        if (now - arrival >= timeout) {
-          st = Status::timeout;
-          msg = fmt::format("timed out on the device after {} s (simulated); engines still waiting:", m.opt.timeout_s);
-          for (uint32_t c = 0; c < rep.cores; ++c)
-            for (const auto& b : hif.blocked_engines(rep.first + c)) msg += fmt::format("\n  chip{}: {}", rep.chip, b);
-          break;
-        }
-        sc_core::wait(arrival + timeout - now, irqs);
       }
-      q->r.device_done_s = seconds(sc_core::sc_time_stamp());
-      if (st != Status::success) {
-        command(rep.chip, Opcode::reset_cores, {rep.first, rep.cores});
-        finish(*q, st, msg);
-        continue;
+      if (st == Status::success || st == Status::numerical_error) {
+        if (q->keep_outputs)
+          for (const auto& name : m.spec->outputs)
+            if (values.count(name)) q->r.outputs[name] = std::move(values[name]);
       }
-      for (uint32_t c = 0; c < rep.cores; ++c)
-        q->r.device_cycles = std::max(q->r.device_cycles, reg(rep.chip, tlm::TLM_READ_COMMAND, hif.CYCLES.address(rep.first + c), 8));
-      for (const auto& t : m.exe->tensors)
-        if (t.kind == isa::TensorKind::output) {
-          std::vector<uint8_t> out(t.bytes());
-          const TransferGuard busy(transfers_[rep.chip]);
-          transfer(rep.chip, false, (rep.first + t.core) * slice + t.dram_offset, out.data(), out.size());
-          if (!m.opt.timing_only && non_finite(t.dtype, out)) {
-            st = Status::numerical_error;
-            msg = fmt::format("output '{}' holds NaN or Inf", t.name);
-          }
-          if (q->keep_outputs) q->r.outputs[t.name] = std::move(out);
-        }
       finish(*q, st, msg);
     }
     // The model is closing and its queue is empty.
@@ -350,11 +332,100 @@ class Host : public sc_core::sc_module {
     if (--m.workers == 0) closed(m.id);
   }
 
+  // A host step: one of the instance's vCPUs for `s` simulated seconds.
+  void on_vcpu(double s) {
+    while (vcpus_free_ == 0) sc_core::wait(vcpu_freed_);
+    --vcpus_free_;
+    sc_core::wait(sc_time(s, sc_core::SC_SEC));
+    ++vcpus_free_;
+    vcpu_freed_.notify(sc_core::SC_ZERO_TIME);
+  }
+
+  // One device step of a request on the replica's cores: inputs over the
+  // host link, firmware load and run, completion, outputs back.
+  Status run_device(Model& m, const Replica& rep, size_t s, Tensors& in, const sc_time& arrival, Request& q,
+                    bool first, Tensors& out, std::string& msg) {
+    const isa::Executable& exe = *m.spec->steps[s].exe;
+    Chip& chip = inst_.chip(rep.chip);
+    HostInterface& hif = chip.host_interface();
+    const uint64_t slice = inst_.chip_config().dram_slice_bytes();
+    const uint32_t first_core = rep.first + m.core_offset[s], cores = exe.num_cores;
+    const sc_time timeout = sc_time(m.opt.timeout_s, sc_core::SC_SEC);
+    // An idle chip's DRAM starts from closed banks and a fresh refresh
+    // schedule, so a request alone takes the same cycles whatever ran before.
+    if (chip_idle(rep.chip)) chip.dram().restart_timing();
+    {
+      const TransferGuard busy(transfers_[rep.chip]);
+      for (const auto& t : exe.tensors)
+        if (t.kind == isa::TensorKind::input) {
+          auto it = in.find(t.name);
+          if (it == in.end() || it->second.size() != t.bytes())
+            throw RunError(fmt::format("device step input '{}' missing or of the wrong size", t.name));
+          transfer(rep.chip, true, (first_core + t.core) * slice + t.dram_offset, it->second.data(), it->second.size());
+        }
+    }
+    if (first) q.r.input_done_s = seconds(sc_core::sc_time_stamp());
+    for (uint32_t c = 0; c < cores; ++c) chip.core(first_core + c).set_timing_only(m.opt.timing_only);
+    command(rep.chip, Opcode::load, {first_core, cores, m.handle.at({rep.chip, s})});
+    command(rep.chip, Opcode::run, {first_core, cores});
+    sc_core::sc_event_or_list irqs;
+    for (uint32_t c = 0; c < cores; ++c) irqs |= hif.core_irq(first_core + c);
+    // Until every core of the group is done or one faulted, or the deadline.
+    Status st = Status::success;
+    for (;;) {
+      bool all_done = true, faulted = false;
+      for (uint32_t c = 0; c < cores; ++c) {
+        const auto cs = static_cast<CoreStatus>(reg(rep.chip, tlm::TLM_READ_COMMAND, hif.STATUS.address(first_core + c), 4));
+        all_done &= cs == CoreStatus::done;
+        if (cs == CoreStatus::faulted) {
+          faulted = true;
+          msg = fmt::format("chip{}: {}", rep.chip, hif.fault_message(first_core + c));
+        }
+      }
+      if (faulted) {
+        st = Status::hardware_error;
+        break;
+      }
+      if (all_done) break;
+      const sc_time now = sc_core::sc_time_stamp();
+      if (now - arrival >= timeout) {
+        st = Status::timeout;
+        msg = fmt::format("timed out on the device after {} s (simulated); engines still waiting:", m.opt.timeout_s);
+        for (uint32_t c = 0; c < cores; ++c)
+          for (const auto& b : hif.blocked_engines(first_core + c)) msg += fmt::format("\n  chip{}: {}", rep.chip, b);
+        break;
+      }
+      sc_core::wait(arrival + timeout - now, irqs);
+    }
+    q.r.device_done_s = seconds(sc_core::sc_time_stamp());
+    if (st != Status::success) {
+      command(rep.chip, Opcode::reset_cores, {first_core, cores});
+      return st;
+    }
+    uint64_t cycles = 0;
+    for (uint32_t c = 0; c < cores; ++c)
+      cycles = std::max(cycles, reg(rep.chip, tlm::TLM_READ_COMMAND, hif.CYCLES.address(first_core + c), 8));
+    q.r.device_cycles += cycles;
+    for (const auto& t : exe.tensors)
+      if (t.kind == isa::TensorKind::output) {
+        std::vector<uint8_t> bytes(t.bytes());
+        const TransferGuard busy(transfers_[rep.chip]);
+        transfer(rep.chip, false, (first_core + t.core) * slice + t.dram_offset, bytes.data(), bytes.size());
+        if (!m.opt.timing_only && non_finite(t.dtype, bytes)) {
+          st = Status::numerical_error;
+          msg = fmt::format("output '{}' holds NaN or Inf", t.name);
+        }
+        out[t.name] = std::move(bytes);
+      }
+    return st;
+  }
+
   void closed(int32_t id) {
     auto it = models.find(id);
     Model& m = *it->second;
     // Wait for the reset commands to have been performed before the image goes.
-    for (const auto& [c, h] : m.handle) {
+    for (const auto& [key, h] : m.handle) {
+      const uint32_t c = key.first;
       const HostInterface& hif = inst_.chip(c).host_interface();
       while (reg(c, tlm::TLM_READ_COMMAND, hif.CMD_PENDING.address(), 4)) sc_core::wait(inst_.chip(c).host_interface().period() * 64.0);
       inst_.chip(c).host_interface().unmap_image(h);
@@ -381,6 +452,8 @@ class Host : public sc_core::sc_module {
   };
 
   Instance& inst_;
+  uint32_t vcpus_free_ = inst_.config().vcpus;
+  sc_core::sc_event vcpu_freed_;
   std::vector<uint32_t> transfers_ = std::vector<uint32_t>(inst_.num_chips(), 0);  // host transfers in flight, per chip
   std::vector<bool> cmd_busy_;
   std::vector<std::unique_ptr<sc_core::sc_event>> cmd_free_;
@@ -389,9 +462,12 @@ class Host : public sc_core::sc_module {
 // ------------------------------------------------------------------ the runtime service
 
 namespace {
+// Never destroyed: at process exit the simulation thread is left blocked on
+// its condition variable, and the Python callables a bundle holds are not
+// released into a finalising interpreter.
 std::unique_ptr<Runtime>& the_runtime() {
-  static std::unique_ptr<Runtime> r;
-  return r;
+  static auto* r = new std::unique_ptr<Runtime>;
+  return *r;
 }
 std::mutex& the_runtime_mutex() {
   static std::mutex m;
@@ -508,15 +584,30 @@ auto Runtime::call(F f) -> decltype(f()) {
 }
 
 int32_t Runtime::load(const isa::Executable& exe, const LoadOptions& opt) {
-  auto shared = std::make_shared<const isa::Executable>(exe);
+  auto spec = std::make_shared<BundleSpec>();
+  spec->steps.push_back({std::make_shared<const isa::Executable>(exe), 0});
+  for (const auto& t : exe.tensors)
+    if (t.kind == isa::TensorKind::input)
+      spec->inputs[t.name] = t.bytes();
+    else
+      spec->outputs.push_back(t.name);
+  return add(std::move(spec), false, opt);
+}
+
+int32_t Runtime::load_bundle(BundleSpec spec, const LoadOptions& opt) {
+  if (!spec.host || !spec.device_inputs) throw RunError("a bundle needs its host and device_inputs callbacks");
+  return add(std::make_shared<BundleSpec>(std::move(spec)), true, opt);
+}
+
+int32_t Runtime::add(std::shared_ptr<const BundleSpec> spec, bool bundle, const LoadOptions& opt) {
   int32_t id;
   {
     std::lock_guard<std::mutex> g(mu_);
-    id = static_cast<int32_t>(exes_.size());
-    exes_[id] = shared;
+    id = static_cast<int32_t>(specs_.size());
+    specs_[id] = spec;
     alias_[id] = id;
   }
-  call([&] { return host_->load(shared, opt, id); });
+  call([&] { return host_->load(spec, bundle, opt, id); });
   return id;
 }
 
@@ -530,7 +621,7 @@ void Runtime::unload(int32_t id) {
 void Runtime::swap(int32_t old_id, int32_t new_id) {
   {
     std::lock_guard<std::mutex> g(mu_);
-    if (!exes_.count(old_id) || !exes_.count(new_id)) throw RunError("swap: no such model");
+    if (!specs_.count(old_id) || !specs_.count(new_id)) throw RunError("swap: no such model");
     for (auto& [from, to] : alias_)
       if (to == old_id) to = new_id;
   }
@@ -541,29 +632,25 @@ std::unique_ptr<Request> Runtime::prepare(int32_t id, Tensors inputs, bool keep_
                                           std::shared_future<RequestResult>& fut, int32_t& target) {
   auto p = std::make_shared<std::promise<RequestResult>>();
   fut = p->get_future().share();
-  std::shared_ptr<const isa::Executable> exe;
+  std::shared_ptr<const BundleSpec> spec;
   {
     std::lock_guard<std::mutex> g(mu_);
     auto a = alias_.find(id);
     if (a == alias_.end()) throw RunError(fmt::format("no model {}", id));
     target = a->second;
-    exe = exes_.at(target);
+    spec = specs_.at(target);
   }
   // Names and sizes, before anything reaches the simulation.
   std::string bad;
-  for (const auto& [name, bytes] : inputs) {
-    bool known = false;
-    for (const auto& t : exe->tensors) known |= t.kind == isa::TensorKind::input && t.name == name;
-    if (!known) bad = fmt::format("unknown input '{}'", name);
-  }
-  for (const auto& t : exe->tensors) {
-    if (t.kind != isa::TensorKind::input || !bad.empty()) continue;
-    auto it = inputs.find(t.name);
+  for (const auto& [name, bytes] : inputs)
+    if (!spec->inputs.count(name)) bad = fmt::format("unknown input '{}'", name);
+  for (const auto& [name, size] : spec->inputs) {
+    if (!bad.empty()) break;
+    auto it = inputs.find(name);
     if (it == inputs.end())
-      bad = fmt::format("missing input '{}'", t.name);
-    else if (it->second.size() != t.bytes())
-      bad = fmt::format("input '{}': got {} bytes, expected {} ({} elements of {})", t.name, it->second.size(),
-                        t.bytes(), t.elements(), isa::to_string(t.dtype));
+      bad = fmt::format("missing input '{}'", name);
+    else if (it->second.size() != size)
+      bad = fmt::format("input '{}': got {} bytes, expected {}", name, it->second.size(), size);
   }
   if (!bad.empty()) {
     RequestResult r;

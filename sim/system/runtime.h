@@ -43,6 +43,7 @@ enum class Status : uint32_t {
   hardware_error = 5,    // NRT_HW_ERROR
   numerical_error = 6,   // NRT_EXEC_COMPLETED_WITH_NUM_ERR: NaN or Inf in an output
   unloaded = 7,          // NRT_INVALID_HANDLE: the model was unloaded
+  failure = 8,           // NRT_FAILURE: a host step failed
 };
 const char* status_name(Status s);  // "NRT_SUCCESS", ...
 
@@ -55,7 +56,9 @@ struct RequestResult {
   Status status = Status::success;
   std::string message;
   double arrival_s = 0, start_s = 0, input_done_s = 0, device_done_s = 0, end_s = 0;
-  uint64_t device_cycles = 0;  // the group's CYCLES registers: doorbell to end_of_program (max over its cores)
+  uint64_t device_cycles = 0;  // the group's CYCLES registers: doorbell to end_of_program (max over its cores,
+                               // summed over a bundle's device steps)
+  double host_s = 0;           // simulated time its host steps took on the vCPUs, waits for a vCPU included
   Tensors outputs;
 };
 
@@ -65,6 +68,24 @@ struct LoadOptions {
   bool timing_only = false;     // same cycles and counters, values not computed
   double timeout_s = 1.0;       // simulated; from arrival
   uint32_t queue_depth = 4096;  // requests waiting, at most; more get queue_full
+};
+
+// A model whose ops do not all run on the device (a bundle): device
+// executables and host steps, run in order on one core group (the device
+// steps on consecutive cores) and the instance's vCPUs. Values pass between
+// steps by name.
+struct BundleSpec {
+  struct Step {
+    std::shared_ptr<const isa::Executable> exe;  // a device step; null: a host step
+    double host_seconds = 0;                     // a host step's CPU time on one vCPU, simulated
+  };
+  std::vector<Step> steps;
+  std::map<std::string, uint64_t> inputs;  // the bundle's inputs: name -> bytes
+  std::vector<std::string> outputs;
+  // Called on the simulation thread. `host` computes a host step's outputs
+  // from the values so far; `device_inputs` gives a device step's inputs as
+  // its input tensors' bytes. Both may throw (the request fails with NRT_FAILURE).
+  std::function<Tensors(size_t step, const Tensors& values)> host, device_inputs;
 };
 
 // Load generated inside the simulation, for one model.
@@ -110,6 +131,8 @@ class Runtime {
   // Loads a model: validates it, places its constants in every replica's
   // DRAM slices. Throws RunError (not enough cores, cores in use, invalid).
   int32_t load(const isa::Executable& exe, const LoadOptions& opt);
+  // A bundle: each group holds its device steps' cores (opt.groups: first cores).
+  int32_t load_bundle(BundleSpec spec, const LoadOptions& opt);
   // New requests to `id` fail with `unloaded`; queued and running ones finish first.
   void unload(int32_t id);
   // Blue/green: requests submitted to `old_id` from now on go to `new_id`;
@@ -144,6 +167,7 @@ class Runtime {
   template <typename F>
   auto call(F f) -> decltype(f());
   void post(std::function<void()> task);
+  int32_t add(std::shared_ptr<const BundleSpec> spec, bool bundle, const LoadOptions& opt);
   // Checks one request's inputs; the request to enqueue, or null when it was answered at once.
   std::unique_ptr<Request> prepare(int32_t id, Tensors inputs, bool keep_outputs,
                                           std::shared_future<RequestResult>& fut, int32_t& target);
@@ -159,7 +183,7 @@ class Runtime {
   std::exception_ptr start_error_;
   // Model ids as submitters see them (swap redirects), and their tensor specs.
   std::map<int32_t, int32_t> alias_;
-  std::map<int32_t, std::shared_ptr<const isa::Executable>> exes_;
+  std::map<int32_t, std::shared_ptr<const BundleSpec>> specs_;
 };
 
 }  // namespace infsim::sim

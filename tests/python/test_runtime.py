@@ -266,3 +266,26 @@ def test_multi_chip_instance_spreads_replicas(tmp_path, run_cli):
     for chip in ("chip0", "chip1", "chip2", "chip3"):
         dram = sixteen["counters"][chip]["dram"]
         assert sum(c["read_bytes"] for c in dram.values()) > 0
+
+
+def test_bundle_host_steps_take_simulated_time_on_the_vcpus(rt):
+    """A bundle (device, host Xor, device) served on groups of two cores: the
+    host step runs on a vCPU for the CPU time measured at load."""
+    from test_python_api import XorNet
+    net = XorNet().eval()
+    x = torch.randn(4, 32)
+    bundle = infsim.trace(net, x, dtype="fp32").executable
+    ref, _ = runtime.run(bundle, {"x": x.numpy()})
+    m = rt.load(bundle)  # groups of 2 cores: cores 0-1 and 2-3
+    try:
+        assert m.groups == [0, 2] and len(m.host_seconds) == 1 and m.host_seconds[0] > 0
+        fut = m.submit({"x": x.numpy()})
+        np.testing.assert_array_equal(fut.result()["output"], ref["output"])
+        rec = fut.record()
+        assert rec["host_s"] == pytest.approx(m.host_seconds[0], rel=1e-9)
+        assert rec["end_s"] - rec["arrival_s"] > rec["host_s"] and rec["device_cycles"] > 0
+        w = rt.run_workload([{"model": m, "inputs": {"x": x.numpy()}, "workers": 4, "requests": 8}])
+        assert {r["replica"] for r in w["results"]} == {0, 1}
+        assert all(r["status"] == "NRT_SUCCESS" for r in w["results"])
+    finally:
+        m.unload()

@@ -8,7 +8,7 @@ import threading
 import numpy as np
 
 from .. import _infsim
-from .executables import RunError, metadata, to_bytes, unpack
+from .executables import NUMPY_OF, RunError, metadata, to_bytes, unpack
 from .stats import nest
 
 # Request statuses, as the Neuron runtime names them.
@@ -21,6 +21,7 @@ STATUSES = {
     "NRT_HW_ERROR": "a device fault on the model's cores",
     "NRT_EXEC_COMPLETED_WITH_NUM_ERR": "completed, but an output holds NaN or Inf",
     "NRT_INVALID_HANDLE": "the model was unloaded",
+    "NRT_FAILURE": "a bundle's host step raised an error",
 }
 
 
@@ -92,7 +93,7 @@ class Future:
     def result(self, timeout=None):
         """The outputs as numpy arrays; RequestError for any status but NRT_SUCCESS."""
         r = self.record(timeout)
-        outputs = unpack(r["outputs"], self._model.specs) if r["outputs"] else {}
+        outputs = self._model.unpack(r["outputs"]) if r["outputs"] else {}
         if r["status"] != "NRT_SUCCESS":
             raise RequestError(r, outputs)
         return outputs
@@ -141,6 +142,9 @@ class LoadedModel:
             return _Answered({"status": "NRT_EXEC_BAD_INPUT", "message": str(e), "outputs": {}, "model": self.id}, self)
         return Future(self.runtime._rt.submit(self.id, raw, keep_outputs), self)
 
+    def unpack(self, raw_outputs):
+        return unpack(raw_outputs, self.specs)
+
     def submit_all(self, batch, keep_outputs=True):
         """Queues several requests that arrive at the same simulated time."""
         raws = [self.raw_inputs(x) for x in batch]
@@ -161,6 +165,94 @@ class LoadedModel:
         self.loaded = False
 
 
+class BundleModel(LoadedModel):
+    """A bundle served by the runtime: its device steps on consecutive cores
+    of each group, its host steps on the instance's vCPUs. A host step's
+    simulated time is its CPU time measured once at load (median of three runs
+    on zero inputs of its shapes): fixed for the load, so that a workload's
+    timing does not depend on how busy this machine is while it runs."""
+
+    def __init__(self, runtime, bundle, groups, name, timing_only, timeout_s, queue_depth):
+        import time
+        self.bundle = bundle
+        # name -> (numpy dtype, shape) of every value crossing a step boundary
+        self.kinds = {n: (np.dtype(d), tuple(s)) for n, (s, d) in bundle.inputs.items()}
+        steps = []
+        for st in bundle.steps:
+            if st["kind"] == "device":
+                for t in st["exe"].tensors:
+                    if t["kind"] == "output":
+                        self.kinds[t["name"]] = (np.dtype(NUMPY_OF[t["dtype"]]), tuple(t["shape"]))
+                steps.append((st["exe"], 0.0))
+                continue
+            g = _host_graph(st)
+            zeros = {v.name: np.zeros(v.shape, v.dtype) for v in g.inputs}
+            runs = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                out = bundle.run_host_step(st, zeros)
+                runs.append(time.perf_counter() - t0)
+            for n, v in out.items():
+                self.kinds[n] = (np.asarray(v).dtype, np.shape(v))
+            steps.append((None, float(np.median(runs))))
+        self.host_seconds = [s for e, s in steps if e is None]
+        inputs = {n: int(np.prod(s, dtype=np.int64)) * np.dtype(d).itemsize for n, (s, d) in bundle.inputs.items()}
+        mid = runtime._rt.load_bundle(steps, inputs, list(bundle.outputs), self._host, self._device_inputs, groups,
+                                      name, timing_only, timeout_s, queue_depth)
+        self.runtime = runtime
+        self.executable = bundle
+        self.id = mid
+        self.name = name
+        self.groups = groups
+        self.timing_only = timing_only
+        self.specs = {n: {"dtype": None, "shape": s, "numpy": np.dtype(d)} for n, (s, d) in bundle.outputs.items()}
+        self.inputs = {n: {"shape": s, "numpy": np.dtype(d)} for n, (s, d) in bundle.inputs.items()}
+        self.loaded = True
+
+    def _decode(self, name, data):
+        dtype, shape = self.kinds[name]
+        return np.frombuffer(data, dtype).reshape(shape)
+
+    def _host(self, step, values):
+        st = self.bundle.steps[step]
+        out = self.bundle.run_host_step(st, {n: self._decode(n, values[n]) for n in st["inputs"]})
+        res = {}
+        for n, v in out.items():
+            v = np.ascontiguousarray(v)
+            self.kinds[n] = (v.dtype, v.shape)
+            res[n] = v.tobytes()
+        return res
+
+    def _device_inputs(self, step, values):
+        exe = self.bundle.steps[step]["exe"]
+        return {t["name"]: to_bytes(t["name"], self._decode(t["name"], values[t["name"]]), t)
+                for t in exe.tensors if t["kind"] == "input"}
+
+    def raw_inputs(self, inputs):
+        raw = {}
+        for n, a in inputs.items():
+            if n not in self.inputs:
+                raw[n] = np.asarray(a).tobytes()
+                continue
+            a = np.asarray(a)
+            if tuple(a.shape) != tuple(self.inputs[n]["shape"]):
+                raise RunError(f"input '{n}': shape {tuple(a.shape)} does not match the compiled shape "
+                               f"{tuple(self.inputs[n]['shape'])}")
+            raw[n] = np.ascontiguousarray(a, self.inputs[n]["numpy"]).tobytes()
+        return raw
+
+    def unpack(self, raw_outputs):
+        return {n: np.frombuffer(b, self.specs[n]["numpy"]).reshape(self.specs[n]["shape"]).copy()
+                for n, b in raw_outputs.items()}
+
+
+def _host_graph(step):
+    from ..compiler.onnx_import import load_onnx
+    if "graph" not in step:
+        step["graph"] = load_onnx(__import__("onnx").load_from_string(step["onnx"]))
+    return step["graph"]
+
+
 class Runtime:
     """The process's simulated instance and its runtime. SystemC elaborates
     one instance per process: asking for another instance (or chip
@@ -179,10 +271,9 @@ class Runtime:
         """Loads `exe` once per core group: the visible cores (`cores`, else
         INFSIM_VISIBLE_CORES, else all) split into groups of `group_size`
         (default: the cores the executable uses), `replicas` of them at most."""
-        if not isinstance(exe, _infsim.Executable):
-            raise RunError("a model with host-fallback steps (a bundle) cannot be served by the runtime yet; "
-                           "compile with --fallback none or use runtime.run")
-        need = exe.num_cores
+        bundle = None if isinstance(exe, _infsim.Executable) else exe
+        need = exe.num_cores if bundle is None else sum(st["exe"].num_cores for st in bundle.steps
+                                                         if st["kind"] == "device")
         size = group_size or need
         if size < need:
             raise RunError(f"NRT_LOAD_NOT_ENOUGH_NC: the model needs {need} cores per group, groups have {size}")
@@ -206,6 +297,8 @@ class Runtime:
         if not groups:
             raise RunError(f"NRT_LOAD_NOT_ENOUGH_NC: no group of {size} consecutive visible cores")
         name = name or metadata(exe).get("model", "model")
+        if bundle is not None:
+            return BundleModel(self, bundle, groups, name, timing_only, timeout_s, queue_depth)
         mid = self._rt.load(exe, groups, name, timing_only, timeout_s, queue_depth)
         return LoadedModel(self, exe, mid, name, groups, timing_only)
 

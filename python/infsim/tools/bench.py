@@ -122,7 +122,7 @@ def run_config(rt, exe, batch, n_models, workers, args, model_name):
     throughput = infs / span if span > 0 else 0.0
     price = float(rt.instance_config["price_per_hour"])
     row = {"model_filename": model_name, "instance_type": rt.instance, "n_models": n_models,
-           "workers_per_model": 0 if (args.rate or args.trace) else workers, "pipeline_size": exe.num_cores,
+           "workers_per_model": 0 if (args.rate or args.trace) else workers, "pipeline_size": 1,
            "batch_size": batch, "throughput_avg": throughput}
     for p in PERCENTILES:
         row[f"latency_ms_p{p}"] = float(np.percentile(lat_ms, p)) if len(lat_ms) else float("nan")
