@@ -1,36 +1,10 @@
 #include "sim/config.h"
 
-#include <fmt/format.h>
-#include <yaml-cpp/yaml.h>
-
-#include <fstream>
 #include <set>
 
+#include "sim/config_file.h"
+
 namespace infsim::sim {
-
-namespace {
-
-// Shortest text that reads back to the same value.
-template <typename T>
-std::string text_of(const T& v) {
-  return fmt::format("{}", v);
-}
-
-template <typename T>
-T parse_value(const YAML::Node& n, const std::string& key, const std::string& path) {
-  try {
-    return n.as<T>();
-  } catch (const YAML::Exception&) {
-    throw ConfigError(fmt::format("{}: parameter '{}' has a bad value '{}'", path, key, n.Scalar()));
-  }
-}
-
-std::string config_dir() {
-  if (const char* d = std::getenv("INFSIM_CONFIG_DIR")) return d;
-  return INFSIM_DEFAULT_CONFIG_DIR;
-}
-
-}  // namespace
 
 const std::vector<ParamInfo>& param_schema() {
   static const std::vector<ParamInfo> schema = [] {
@@ -52,24 +26,12 @@ std::vector<std::pair<std::string, std::string>> param_values(const ChipConfig& 
 }
 
 ChipConfig ChipConfig::from_file(const std::string& path) {
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::BadFile&) {
-    throw ConfigError("cannot open configuration " + path);
-  } catch (const YAML::Exception& e) {
-    throw ConfigError(fmt::format("{}: not valid YAML: {}", path, e.what()));
-  }
-  if (!root.IsMap()) throw ConfigError(path + ": expected a mapping of parameter: value");
-  ChipConfig c;
   std::set<std::string> known;
 #define INFSIM_KNOWN(type, name, def, unit, desc) known.insert(#name);
   INFSIM_CHIP_PARAMS(INFSIM_KNOWN)
 #undef INFSIM_KNOWN
-  for (const auto& kv : root) {
-    const std::string key = kv.first.as<std::string>();
-    if (!known.count(key)) throw ConfigError(fmt::format("{}: unknown parameter '{}'", path, key));
-  }
+  const YAML::Node root = read_config_file(path, known, "configuration");
+  ChipConfig c;
 #define INFSIM_READ(type, name, def, unit, desc) \
   if (root[#name]) c.name = parse_value<type>(root[#name], #name, path);
   INFSIM_CHIP_PARAMS(INFSIM_READ)

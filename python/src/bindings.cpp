@@ -64,6 +64,20 @@ py::dict endpoint_to(const isa::DmaEndpoint& e) {
   return d;
 }
 
+py::list schema_list(const std::vector<sim::ParamInfo>& schema) {
+  py::list l;
+  for (const auto& p : schema) {
+    py::dict d;
+    d["name"] = p.name;
+    d["type"] = p.type;
+    d["unit"] = p.unit;
+    d["description"] = p.description;
+    d["default"] = p.default_value;
+    l.append(d);
+  }
+  return l;
+}
+
 struct Future {
   std::shared_future<sim::RequestResult> f;
 };
@@ -194,19 +208,7 @@ PYBIND11_MODULE(_infsim, m) {
       py::arg("name_or_path"), "Parameters of a chip configuration (\"inf1\", \"inf2\" or a YAML path), as text.");
   m.def(
       "param_schema",
-      [] {
-        py::list l;
-        for (const auto& p : sim::param_schema()) {
-          py::dict d;
-          d["name"] = p.name;
-          d["type"] = p.type;
-          d["unit"] = p.unit;
-          d["description"] = p.description;
-          d["default"] = p.default_value;
-          l.append(d);
-        }
-        return l;
-      },
+      [] { return schema_list(sim::param_schema()); },
       "The configuration schema: every parameter with type, unit, default and description.");
 
   py::class_<isa::Executable>(m, "Executable", "An executable (.infx): code, DMA descriptors, weights, tensors.")
@@ -338,19 +340,7 @@ PYBIND11_MODULE(_infsim, m) {
   m.def("instances", &sim::InstanceConfig::bundled, "Names of the bundled instance files.");
   m.def(
       "instance_param_schema",
-      [] {
-        py::list l;
-        for (const auto& p : sim::instance_param_schema()) {
-          py::dict d;
-          d["name"] = p.name;
-          d["type"] = p.type;
-          d["unit"] = p.unit;
-          d["description"] = p.description;
-          d["default"] = p.default_value;
-          l.append(d);
-        }
-        return l;
-      },
+      [] { return schema_list(sim::instance_param_schema()); },
       "The instance schema: every parameter with type, unit, default and description.");
 
   py::class_<Future>(m, "Future", "A request's answer, set once by the simulation thread.")

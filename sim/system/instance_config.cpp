@@ -1,32 +1,20 @@
 #include "sim/system/instance_config.h"
 
-#include <fmt/format.h>
-#include <yaml-cpp/yaml.h>
-
 #include <algorithm>
-#include <cstdlib>
 #include <filesystem>
 #include <set>
+
+#include "sim/config_file.h"
 
 namespace infsim::sim {
 
 namespace {
-
-template <typename T>
-std::string text_of(const T& v) {
-  return fmt::format("{}", v);
-}
-
-std::string instance_dir() {
-  if (const char* d = std::getenv("INFSIM_CONFIG_DIR")) return std::string(d) + "/instances";
-  return std::string(INFSIM_DEFAULT_CONFIG_DIR) + "/instances";
-}
-
+std::string instance_dir() { return config_dir() + "/instances"; }
 }  // namespace
 
-const std::vector<InstanceParamInfo>& instance_param_schema() {
-  static const std::vector<InstanceParamInfo> schema = [] {
-    std::vector<InstanceParamInfo> s;
+const std::vector<ParamInfo>& instance_param_schema() {
+  static const std::vector<ParamInfo> schema = [] {
+    std::vector<ParamInfo> s;
 #define INFSIM_SCHEMA(type, name, def, unit, desc) s.push_back({#name, #type, unit, desc, text_of<type>(def)});
     INFSIM_INSTANCE_PARAMS(INFSIM_SCHEMA)
 #undef INFSIM_SCHEMA
@@ -44,30 +32,14 @@ std::vector<std::pair<std::string, std::string>> param_values(const InstanceConf
 }
 
 InstanceConfig InstanceConfig::from_file(const std::string& path) {
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::BadFile&) {
-    throw ConfigError("cannot open instance file " + path);
-  } catch (const YAML::Exception& e) {
-    throw ConfigError(fmt::format("{}: not valid YAML: {}", path, e.what()));
-  }
-  if (!root.IsMap()) throw ConfigError(path + ": expected a mapping of parameter: value");
   std::set<std::string> known;
 #define INFSIM_KNOWN(type, name, def, unit, desc) known.insert(#name);
   INFSIM_INSTANCE_PARAMS(INFSIM_KNOWN)
 #undef INFSIM_KNOWN
-  for (const auto& kv : root) {
-    const std::string key = kv.first.as<std::string>();
-    if (!known.count(key)) throw ConfigError(fmt::format("{}: unknown parameter '{}'", path, key));
-  }
+  const YAML::Node root = read_config_file(path, known, "instance file");
   InstanceConfig c;
-#define INFSIM_READ(type, name, def, unit, desc)                                                             \
-  if (root[#name]) try {                                                                                     \
-      c.name = root[#name].as<type>();                                                                       \
-    } catch (const YAML::Exception&) {                                                                       \
-      throw ConfigError(fmt::format("{}: parameter '{}' has a bad value '{}'", path, #name, root[#name].Scalar())); \
-    }
+#define INFSIM_READ(type, name, def, unit, desc) \
+  if (root[#name]) c.name = parse_value<type>(root[#name], #name, path);
   INFSIM_INSTANCE_PARAMS(INFSIM_READ)
 #undef INFSIM_READ
   try {

@@ -60,10 +60,7 @@ struct InstanceConfig {
   void check() const;  // throws ConfigError
 };
 
-struct InstanceParamInfo {
-  std::string name, type, unit, description, default_value;
-};
-const std::vector<InstanceParamInfo>& instance_param_schema();
+const std::vector<ParamInfo>& instance_param_schema();
 std::vector<std::pair<std::string, std::string>> param_values(const InstanceConfig& c);
 
 }  // namespace infsim::sim

@@ -65,6 +65,7 @@ bool non_finite(isa::Dtype d, const std::vector<uint8_t>& b) {
 
 struct Request {
   RequestResult r;
+  sc_time arrival;  // exact: r.arrival_s is a double, which may read back a femtosecond late
   std::shared_ptr<const Tensors> inputs;
   bool keep_outputs = true;
   std::function<void(RequestResult&)> done;  // called once, on the simulation thread
@@ -175,7 +176,8 @@ class Host : public sc_core::sc_module {
   void enqueue(int32_t id, std::unique_ptr<Request> q) {
     q->r.id = next_request++;
     q->r.model = id;
-    q->r.arrival_s = seconds(sc_core::sc_time_stamp());
+    q->arrival = sc_core::sc_time_stamp();
+    q->r.arrival_s = seconds(q->arrival);
     auto it = models.find(id);
     if (it == models.end() || it->second->closing) {
       finish(*q, Status::unloaded, fmt::format("model {} is not loaded", id));
@@ -287,7 +289,7 @@ class Host : public sc_core::sc_module {
       if (m.queue.empty()) break;
       std::unique_ptr<Request> q = std::move(m.queue.front());
       m.queue.pop_front();
-      const sc_time arrival(q->r.arrival_s, sc_core::SC_SEC);
+      const sc_time arrival = q->arrival;
       q->r.replica = index;
       q->r.start_s = seconds(sc_core::sc_time_stamp());
       if (sc_core::sc_time_stamp() - arrival >= sc_time(m.opt.timeout_s, sc_core::SC_SEC)) {
