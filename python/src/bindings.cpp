@@ -386,18 +386,20 @@ PYBIND11_MODULE(_infsim, m) {
       .def(
           "load",
           [](sim::Runtime& r, const isa::Executable& exe, const std::vector<uint32_t>& groups, const std::string& name,
-             bool timing_only, double timeout_s, uint32_t queue_depth) {
+             bool timing_only, double timeout_s, uint32_t queue_depth, uint32_t batch, double max_delay_s) {
             sim::LoadOptions o;
             o.name = name;
             o.groups = groups;
             o.timing_only = timing_only;
             o.timeout_s = timeout_s;
             o.queue_depth = queue_depth;
+            o.batch = batch;
+            o.max_delay_s = max_delay_s;
             py::gil_scoped_release release;
             return r.load(exe, o);
           },
           py::arg("executable"), py::arg("groups"), py::arg("name") = "model", py::arg("timing_only") = false,
-          py::arg("timeout_s") = 1.0, py::arg("queue_depth") = 4096,
+          py::arg("timeout_s") = 1.0, py::arg("queue_depth") = 4096, py::arg("batch") = 1, py::arg("max_delay_s") = 0.0,
           "Loads a model: one replica per first core in `groups` (global core numbers). Returns its id.")
       .def(
           "load_bundle",

@@ -287,16 +287,11 @@ class Host : public sc_core::sc_module {
     for (;;) {
       while (m.queue.empty() && !m.closing) sc_core::wait(m.queued);
       if (m.queue.empty()) break;
-      std::unique_ptr<Request> q = std::move(m.queue.front());
-      m.queue.pop_front();
+      std::vector<std::unique_ptr<Request>> group = take(m);
+      if (group.empty()) continue;  // every one taken had timed out
+      std::unique_ptr<Request>& q = group[0];  // carries the batch's inputs, times and outputs
       const sc_time arrival = q->arrival;
-      q->r.replica = index;
-      q->r.start_s = seconds(sc_core::sc_time_stamp());
-      if (sc_core::sc_time_stamp() - arrival >= sc_time(m.opt.timeout_s, sc_core::SC_SEC)) {
-        finish(*q, Status::timeout, "timed out in the queue");
-        continue;
-      }
-      Tensors values = *q->inputs;
+      Tensors values = m.opt.batch > 1 ? coalesce(m, group) : *q->inputs;
       Status st = Status::success;
       std::string msg;
       bool first_device = true;
@@ -321,17 +316,77 @@ class Host : public sc_core::sc_module {
           msg = fmt::format("step {}: {}", s, e.what());
         }
       }
-      if (st == Status::success || st == Status::numerical_error) {
-        if (q->keep_outputs)
-          for (const auto& name : m.spec->outputs)
-            if (values.count(name)) q->r.outputs[name] = std::move(values[name]);
+      const bool answered = st == Status::success || st == Status::numerical_error;
+      for (size_t i = 0; i < group.size(); ++i) {
+        Request& r = *group[i];
+        r.r.replica = index;
+        if (i) {
+          r.r.start_s = q->r.start_s, r.r.input_done_s = q->r.input_done_s, r.r.device_done_s = q->r.device_done_s;
+          r.r.device_cycles = q->r.device_cycles, r.r.host_s = q->r.host_s;
+        }
+        if (answered && r.keep_outputs)
+          for (const auto& name : m.spec->outputs) {
+            auto it = values.find(name);
+            if (it == values.end()) continue;
+            if (m.opt.batch > 1) {  // request i's rows of the batch
+              const size_t part = it->second.size() / m.opt.batch;
+              r.r.outputs[name].assign(it->second.begin() + i * part, it->second.begin() + (i + 1) * part);
+            } else {
+              r.r.outputs[name] = std::move(it->second);
+            }
+          }
+        finish(r, st, msg);
       }
-      finish(*q, st, msg);
     }
     // The model is closing and its queue is empty.
     command(rep.chip, Opcode::reset_cores, {rep.first, rep.cores});
     for (uint32_t c = 0; c < rep.cores; ++c) chip.dram().clear((rep.first + c) * slice, slice);
     if (--m.workers == 0) closed(m.id);
+  }
+
+  // The next requests a replica serves: the oldest queued one and, with
+  // server-side batching, as many more (up to the batch) as arrive before
+  // its max delay is up. Requests past their timeout are answered here.
+  std::vector<std::unique_ptr<Request>> take(Model& m) {
+    std::vector<std::unique_ptr<Request>> group;
+    const sc_time timeout(m.opt.timeout_s, sc_core::SC_SEC);
+    for (;;) {
+      while (!m.queue.empty() && group.size() < m.opt.batch) {
+        std::unique_ptr<Request> q = std::move(m.queue.front());
+        m.queue.pop_front();
+        q->r.start_s = seconds(sc_core::sc_time_stamp());
+        if (sc_core::sc_time_stamp() - q->arrival >= timeout)
+          finish(*q, Status::timeout, "timed out in the queue");
+        else
+          group.push_back(std::move(q));
+      }
+      if (group.size() == m.opt.batch || (!group.empty() && m.closing)) break;
+      if (group.empty()) {
+        if (m.closing) break;
+        sc_core::wait(m.queued);
+        continue;
+      }
+      const sc_time deadline = group[0]->arrival + sc_time(m.opt.max_delay_s, sc_core::SC_SEC);
+      const sc_time now = sc_core::sc_time_stamp();
+      if (now >= deadline) break;
+      sc_core::wait(deadline - now, m.queued);
+    }
+    for (auto& q : group) q->r.start_s = seconds(sc_core::sc_time_stamp());
+    return group;
+  }
+
+  // A batch's inputs: the requests' rows one after another, zero-padded to the compiled batch.
+  Tensors coalesce(const Model& m, const std::vector<std::unique_ptr<Request>>& group) {
+    Tensors values;
+    for (const auto& [name, part] : m.spec->inputs) {
+      auto& v = values[name];
+      v.assign(part * m.opt.batch, 0);
+      for (size_t i = 0; i < group.size(); ++i) {
+        const auto& b = group[i]->inputs->at(name);
+        std::copy(b.begin(), b.end(), v.begin() + i * part);
+      }
+    }
+    return values;
   }
 
   // A host step: one of the instance's vCPUs for `s` simulated seconds.
@@ -588,16 +643,22 @@ auto Runtime::call(F f) -> decltype(f()) {
 int32_t Runtime::load(const isa::Executable& exe, const LoadOptions& opt) {
   auto spec = std::make_shared<BundleSpec>();
   spec->steps.push_back({std::make_shared<const isa::Executable>(exe), 0});
-  for (const auto& t : exe.tensors)
+  if (opt.batch < 1) throw RunError("batch must be at least 1");
+  for (const auto& t : exe.tensors) {
+    if (opt.batch > 1 && (t.shape.empty() || t.shape[0] % opt.batch))
+      throw RunError(fmt::format("server-side batching: tensor '{}' has no leading batch dimension of {}", t.name,
+                                 opt.batch));
     if (t.kind == isa::TensorKind::input)
-      spec->inputs[t.name] = t.bytes();
+      spec->inputs[t.name] = t.bytes() / opt.batch;  // what one request carries
     else
       spec->outputs.push_back(t.name);
+  }
   return add(std::move(spec), false, opt);
 }
 
 int32_t Runtime::load_bundle(BundleSpec spec, const LoadOptions& opt) {
   if (!spec.host || !spec.device_inputs) throw RunError("a bundle needs its host and device_inputs callbacks");
+  if (opt.batch != 1) throw RunError("server-side batching of bundles is not supported");
   return add(std::make_shared<BundleSpec>(std::move(spec)), true, opt);
 }
 

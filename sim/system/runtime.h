@@ -68,6 +68,12 @@ struct LoadOptions {
   bool timing_only = false;     // same cycles and counters, values not computed
   double timeout_s = 1.0;       // simulated; from arrival
   uint32_t queue_depth = 4096;  // requests waiting, at most; more get queue_full
+  // Server-side batching: with batch > 1 (the compiled batch), each request
+  // carries 1/batch of every input's rows, and a replica coalesces up to
+  // `batch` queued requests, waiting at most max_delay_s after the oldest's
+  // arrival for more; the batch is zero-padded and run once.
+  uint32_t batch = 1;
+  double max_delay_s = 0;
 };
 
 // A model whose ops do not all run on the device (a bundle): device

@@ -199,6 +199,8 @@ def test_load_generators_are_deterministic(rt, exes):
         runs = [rt.run_workload([{"model": m, "inputs": x, "rate": 20000, "requests": 30, "seed": 4}])
                 for _ in range(2)]
         trace = rt.run_workload([{"model": m, "inputs": x, "trace": [0, 1e-4, 1e-4, 3e-4]}])
+        # Requests arriving many simulated seconds in, at times no double holds exactly.
+        late = rt.run_workload([{"model": m, "inputs": x, "trace": sorted(3 + 7 * np.random.default_rng(2).random(40))}])
     finally:
         m.unload()
     ps = lambda t, w: round((t - w["start_s"]) * 1e12)  # noqa: E731  (picoseconds from the workload's start)
@@ -212,6 +214,7 @@ def test_load_generators_are_deterministic(rt, exes):
     assert max(abs(p[1] - q[1]) for p, q in zip(a, b)) < 2000
     arrivals = sorted(round((r["arrival_s"] - trace["start_s"]) * 1e6, 3) for r in trace["results"])
     assert arrivals == [0, 100, 100, 300]
+    assert [r["status"] for r in late["results"]] == ["NRT_SUCCESS"] * 40
 
 
 def test_data_parallel_scatters_and_gathers_in_order(rt, exes):
@@ -289,3 +292,29 @@ def test_bundle_host_steps_take_simulated_time_on_the_vcpus(rt):
         assert all(r["status"] == "NRT_SUCCESS" for r in w["results"])
     finally:
         m.unload()
+
+
+def test_server_side_batching_coalesces_requests(rt):
+    exe = mlp_exe(3, batch=4)
+    rows = np.random.default_rng(5).standard_normal((6, 256)).astype(np.float32)
+    name = [t["name"] for t in exe.tensors if t["kind"] == "input"][0]
+    out_name = [t["name"] for t in exe.tensors if t["kind"] == "output"][0]
+    first = solo(exe, {name: rows[:4]})[0][out_name]
+    second = solo(exe, {name: np.concatenate([rows[4:], np.zeros((2, 256), np.float32)])})[0][out_name]
+    m = rt.load(exe, replicas=1, max_delay_s=50e-6)
+    try:
+        assert m.batch == 4 and m.inputs[name]["shape"] == [1, 256]
+        futs = m.submit_all([{name: rows[i:i + 1]} for i in range(6)])
+        outs = [f.result()[out_name] for f in futs]
+        recs = [f.record() for f in futs]
+    finally:
+        m.unload()
+    for i in range(4):
+        np.testing.assert_array_equal(outs[i][0], first[i])
+    for i in range(2):
+        np.testing.assert_array_equal(outs[4 + i][0], second[i])
+    # Two device runs: the first four together, then the last two.
+    assert len({r["device_done_s"] for r in recs[:4]}) == 1 and len({r["device_done_s"] for r in recs[4:]}) == 1
+    assert recs[4]["start_s"] >= recs[0]["device_done_s"]
+    with pytest.raises(runtime.RunError, match="leading batch dimension"):  # a batch of 2 cannot divide 3 rows
+        rt._rt.load(mlp_exe(4, batch=3), [0], "odd", False, 1.0, 16, 2, 1e-5)

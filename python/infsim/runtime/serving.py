@@ -116,15 +116,17 @@ class _Answered(Future):
 class LoadedModel:
     """A model loaded on one or more core groups (its replicas), sharing one request queue."""
 
-    def __init__(self, runtime, exe, mid, name, groups, timing_only):
+    def __init__(self, runtime, exe, mid, name, groups, timing_only, batch=1):
         self.runtime = runtime
         self.executable = exe
         self.id = mid
         self.name = name
         self.groups = groups
         self.timing_only = timing_only
-        self.specs = {t["name"]: t for t in exe.tensors}
-        self.inputs = {t["name"]: t for t in exe.tensors if t["kind"] == "input"}
+        self.batch = batch  # > 1: server-side batching; a request carries 1/batch of each tensor's rows
+        per_request = lambda t: dict(t, shape=[t["shape"][0] // batch] + list(t["shape"][1:])) if batch > 1 else t  # noqa: E731
+        self.specs = {t["name"]: per_request(t) for t in exe.tensors}
+        self.inputs = {n: t for n, t in self.specs.items() if t["kind"] == "input"}
         self.loaded = True
 
     def raw_inputs(self, inputs):
@@ -267,10 +269,13 @@ class Runtime:
         self._lock = threading.Lock()
 
     def load(self, exe, cores=None, group_size=None, name=None, timing_only=False, timeout_s=1.0,
-             queue_depth=4096, replicas=None) -> LoadedModel:
+             queue_depth=4096, replicas=None, max_delay_s=None) -> LoadedModel:
         """Loads `exe` once per core group: the visible cores (`cores`, else
         INFSIM_VISIBLE_CORES, else all) split into groups of `group_size`
-        (default: the cores the executable uses), `replicas` of them at most."""
+        (default: the cores the executable uses), `replicas` of them at most.
+        max_delay_s: server-side batching; requests then carry one row of the
+        compiled batch each, and a replica coalesces up to the batch of them,
+        waiting at most max_delay_s (simulated) after the oldest for more."""
         bundle = None if isinstance(exe, _infsim.Executable) else exe
         need = exe.num_cores if bundle is None else sum(st["exe"].num_cores for st in bundle.steps
                                                          if st["kind"] == "device")
@@ -298,9 +303,14 @@ class Runtime:
             raise RunError(f"NRT_LOAD_NOT_ENOUGH_NC: no group of {size} consecutive visible cores")
         name = name or metadata(exe).get("model", "model")
         if bundle is not None:
+            if max_delay_s is not None:
+                raise RunError("server-side batching of models with host steps is not supported")
             return BundleModel(self, bundle, groups, name, timing_only, timeout_s, queue_depth)
-        mid = self._rt.load(exe, groups, name, timing_only, timeout_s, queue_depth)
-        return LoadedModel(self, exe, mid, name, groups, timing_only)
+        batch = 1
+        if max_delay_s is not None:
+            batch = int(exe.tensors[0]["shape"][0]) if exe.tensors and exe.tensors[0]["shape"] else 1
+        mid = self._rt.load(exe, groups, name, timing_only, timeout_s, queue_depth, batch, max_delay_s or 0.0)
+        return LoadedModel(self, exe, mid, name, groups, timing_only, batch)
 
     def run_workload(self, loads) -> dict:
         """Runs load generators in simulated time. Each load: {model:
