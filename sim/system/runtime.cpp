@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <random>
@@ -607,8 +608,14 @@ void Runtime::loop() {
     }
     for (auto& t : todo) t();
     // At least up to the next event: a slice with none in it would not move the clock.
-    if (sc_core::sc_pending_activity())
-      sc_core::sc_start(std::max(slice, sc_core::sc_time_to_pending_activity()), sc_core::SC_EXIT_ON_STARVATION);
+    try {
+      if (sc_core::sc_pending_activity())
+        sc_core::sc_start(std::max(slice, sc_core::sc_time_to_pending_activity()), sc_core::SC_EXIT_ON_STARVATION);
+    } catch (const std::exception& e) {
+      // A simulation process failed outside any request's own checks: say so
+      // rather than end the process; its requests stay unanswered.
+      std::fprintf(stderr, "infsim runtime: simulation error: %s\n", e.what());
+    }
   }
 }
 

@@ -318,3 +318,16 @@ def test_server_side_batching_coalesces_requests(rt):
     assert recs[4]["start_s"] >= recs[0]["device_done_s"]
     with pytest.raises(runtime.RunError, match="leading batch dimension"):  # a batch of 2 cannot divide 3 rows
         rt._rt.load(mlp_exe(4, batch=3), [0], "odd", False, 1.0, 16, 2, 1e-5)
+
+
+def test_bench_replays_a_bundled_arrival_trace(tmp_path, run_cli):
+    from conftest import ROOT
+    out = tmp_path / "t.json"
+    run_cli("bench", "mlp", "--n-models", "4", "--trace", f"{ROOT}/traces/bursty_1k.txt", "--timing-only",
+            "--json", out)
+    [row] = json.loads(out.read_text())
+    assert row["total_infs"] == 1000 * row["batch_size"] and row["failed"] == 0 and row["workers_per_model"] == 0
+    bad = tmp_path / "bad.txt"
+    bad.write_text("0.5\n0.1\n")
+    p = run_cli("bench", "mlp", "--trace", bad, check=False)
+    assert p.returncode == 1 and "in order" in p.stderr and "Traceback" not in p.stderr
