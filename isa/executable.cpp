@@ -532,6 +532,16 @@ void check_endpoint(const DmaEndpoint& e, const DeviceLimits& lim, const std::st
     const int64_t reach = static_cast<int64_t>(e.part_count - 1) * e.part_step;
     (reach < 0 ? lo : hi) += reach;
     const int64_t size = dtype_bytes(e.dtype);
+    if (e.address >= kFabricBase) {  // another chip's (or this chip's) DRAM by fabric address
+      const uint64_t window = (e.address - kFabricBase) / kChipWindow;
+      const int64_t base = static_cast<int64_t>(kFabricBase + window * kChipWindow);
+      const int64_t first = static_cast<int64_t>(e.address) + lo * size - base;
+      const int64_t end = static_cast<int64_t>(e.address) + (hi + 1) * size - base;
+      if (window >= 64 || first < 0 || end > static_cast<int64_t>(lim.dram_bytes))
+        throw FormatError(fmt::format("{}: fabric DRAM bytes {:#x}..{:#x} of chip {} outside its {} MiB", where, first,
+                                      end - 1, window, lim.dram_bytes >> 20));
+      return;
+    }
     const int64_t first = static_cast<int64_t>(e.address) + lo * size;
     const int64_t end = static_cast<int64_t>(e.address) + (hi + 1) * size;
     if (first < 0 || end > static_cast<int64_t>(lim.dram_slice_bytes))

@@ -27,6 +27,13 @@ namespace infsim::isa {
 
 constexpr uint32_t kFormatVersion = 1;
 
+// DRAM endpoint addresses are offsets in the core's own DRAM slice, except
+// fabric addresses: kFabricBase + chip x kChipWindow + an address in that
+// chip's DRAM, which reach any chip of the instance across the chip-to-chip
+// links (sim/system/instance.h routes them).
+constexpr uint64_t kFabricBase = 1ull << 40;
+constexpr uint64_t kChipWindow = 1ull << 36;
+
 // A malformed, corrupted or invalid executable. The message says what and where.
 struct FormatError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -119,6 +126,7 @@ struct DeviceLimits {
   uint64_t sbuf_partition_bytes = 0;
   uint64_t psum_partition_bytes = 0;
   uint64_t dram_slice_bytes = 0;  // per core
+  uint64_t dram_bytes = 0;        // per chip (the extent of a fabric window)
   uint32_t semaphores = 0;        // per core
   uint32_t array_rows = 128;      // systolic array: contraction (partition) size
   uint32_t array_cols = 64;       // systolic array: stationary free size

@@ -93,6 +93,7 @@ isa::DeviceLimits ChipConfig::limits() const {
   l.sbuf_partition_bytes = sbuf_partition_bytes;
   l.psum_partition_bytes = psum_partition_bytes;
   l.dram_slice_bytes = dram_slice_bytes();
+  l.dram_bytes = dram_bytes;
   l.semaphores = semaphores;
   l.array_rows = array_rows;
   l.array_cols = array_cols;

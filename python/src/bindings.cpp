@@ -163,6 +163,8 @@ PYBIND11_MODULE(_infsim, m) {
   m.attr("ISA_VERSION") = isa::kIsaVersion;
   m.attr("WORD_BYTES") = isa::kWordBytes;
   m.attr("FORMAT_VERSION") = isa::kFormatVersion;
+  m.attr("FABRIC_BASE") = isa::kFabricBase;  // DRAM endpoint address of chip c's byte a: FABRIC_BASE + c * CHIP_WINDOW + a
+  m.attr("CHIP_WINDOW") = isa::kChipWindow;
 
   m.def(
       "assemble",

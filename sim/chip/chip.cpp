@@ -1,11 +1,25 @@
 #include "sim/chip/chip.h"
 
 #include <fmt/format.h>
+#include <tlm_utils/multi_passthrough_target_socket.h>
 
 #include <algorithm>
 #include <cstdlib>
 
 namespace infsim::sim {
+
+// A standalone chip's answer to fabric addresses: there is no other chip.
+struct Chip::NoFabric : sc_core::sc_module {
+  tlm_utils::multi_passthrough_target_socket<NoFabric> socket{"socket"};
+  explicit NoFabric(sc_core::sc_module_name n) : sc_module(n) {
+    socket.register_b_transport(this, &NoFabric::b_transport);
+  }
+  void b_transport(int, tlm::tlm_generic_payload& t, sc_core::sc_time&) {
+    t.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
+  }
+};
+
+Chip::~Chip() = default;
 
 Chip::Chip(sc_core::sc_module_name name, const ChipConfig& cfg, bool own_host_port) : sc_module(name), cfg_(cfg) {
   dram_ = std::make_unique<Dram>("dram", cfg_, counters_);
@@ -24,6 +38,9 @@ Chip::Chip(sc_core::sc_module_name name, const ChipConfig& cfg, bool own_host_po
   // The host's ports are not part of the device; they sit in this module
   // only because SystemC sockets need a parent module.
   if (!own_host_port) return;
+  no_fabric_ = std::make_unique<NoFabric>("no_fabric");
+  for (auto& core : cores_)
+    for (auto* s : core->fabric_sockets()) s->bind(no_fabric_->socket);
   host_ = std::make_unique<HostPort>("host");
   host_->registers.bind(host_if_->socket);
   host_->dram.bind(dram_->socket);

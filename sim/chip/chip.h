@@ -46,16 +46,19 @@ class Chip : public sc_core::sc_module {
   static bool can_run(const ChipConfig& cfg);
 
   // Builds a chip. A test process may build its own (SystemC elaborates one
-  // design per process). Without `own_host_port` the chip's register socket
-  // is left for an instance's host to bind (sim/system/instance.h), and
-  // run() cannot be used.
+  // design per process). Without `own_host_port` the chip is part of an
+  // instance (sim/system/instance.h): its register socket is left for the
+  // instance's host and its DMA queues' fabric sockets for the router to
+  // bind, and run() cannot be used. A standalone chip refuses fabric addresses.
   Chip(sc_core::sc_module_name name, const ChipConfig& cfg, bool own_host_port = true);
+  ~Chip() override;
 
   const ChipConfig& config() const { return cfg_; }
   HostInterface& host_interface() { return *host_if_; }
   HostPort& host() { return *host_; }
   Dram& dram() { return *dram_; }
   NeuronCore& core(uint32_t c) { return *cores_.at(c); }
+  uint32_t num_cores() const { return static_cast<uint32_t>(cores_.size()); }
   CounterRegistry& counters() { return counters_; }
   const CounterRegistry& counter_registry() const { return counters_; }
   // Validates, loads weights and inputs (raw bytes keyed by input name),
@@ -77,6 +80,8 @@ class Chip : public sc_core::sc_module {
   std::unique_ptr<HostInterface> host_if_;
   std::unique_ptr<firmware::CommandProcessor> firmware_;
   std::unique_ptr<HostPort> host_;
+  struct NoFabric;
+  std::unique_ptr<NoFabric> no_fabric_;
 };
 
 }  // namespace infsim::sim

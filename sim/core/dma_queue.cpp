@@ -18,6 +18,7 @@ using sc_core::sc_time;
 DmaQueue::DmaQueue(sc_core::sc_module_name name, CoreContext& core, isa::Engine id)
     : EngineBase(name, core, id),
       socket("socket"),
+      fabric("fabric"),
       bytes_(core.counters().add(path(), "bytes", "B", "bytes read from the source")),
       descriptors_(core.counters().add(path(), "descriptors", "", "DMA descriptors processed")) {}
 
@@ -44,7 +45,9 @@ void DmaQueue::pieces(const isa::DmaEndpoint& e, std::vector<Piece>& out) const 
     }
   };
   for (uint32_t p = 0; p < e.part_count; ++p) {
-    const uint64_t base = dram ? core_.dram_base() + e.address + static_cast<int64_t>(p) * e.part_step * int64_t(size)
+    // A fabric address is absolute; any other DRAM address is in this core's slice.
+    const uint64_t origin = e.address >= isa::kFabricBase ? 0 : core_.dram_base();
+    const uint64_t base = dram ? origin + e.address + static_cast<int64_t>(p) * e.part_step * int64_t(size)
                                : e.address;
     const uint32_t part = dram ? 0 : e.part_start + p;
     for_each_run(e.ndim, e.dims, [&](int64_t off, uint32_t n, int32_t step) {
@@ -81,7 +84,7 @@ sc_time DmaQueue::access(const isa::DmaEndpoint& e, const std::vector<Piece>& ps
       t.set_byte_enable_ptr(nullptr);
       t.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
       sc_time delay = issue[i] - now;
-      socket->b_transport(t, delay);
+      (pc.address >= isa::kFabricBase ? fabric : socket)->b_transport(t, delay);
       if (t.get_response_status() != tlm::TLM_OK_RESPONSE)
         throw DeviceFault(fmt::format("DRAM access at {:#x} (+{} bytes) failed: {}", pc.address, pc.bytes,
                                       t.get_response_string()));
@@ -181,7 +184,9 @@ sc_time DmaQueue::transfer(const isa::DmaEndpoint& src_ep, const std::vector<Pie
   const uint64_t n = dst_ep.elements();
   // The data: between different memories without a conversion it moves once,
   // memory to memory, after the timing below; otherwise through `staging_`.
-  const bool direct = values_ && src_ep.dtype == dst_ep.dtype && src_ep.loc != dst_ep.loc;
+  // (Another chip's memory has no direct interface here: its bytes are staged.)
+  const bool remote = src_ep.address >= isa::kFabricBase || dst_ep.address >= isa::kFabricBase;
+  const bool direct = values_ && src_ep.dtype == dst_ep.dtype && src_ep.loc != dst_ep.loc && !remote;
   const bool staged = values_ && !direct;
   if (staged) staging_.resize(n * isa::dtype_bytes(src_ep.dtype));
   // Source pieces issue back to back at the queue's rate.

@@ -20,7 +20,10 @@ namespace infsim::sim {
 
 class DmaQueue : public EngineBase {
  public:
-  tlm_utils::simple_initiator_socket<DmaQueue> socket;
+  tlm_utils::simple_initiator_socket<DmaQueue> socket;  // this chip's DRAM
+  // Fabric addresses (isa::kFabricBase): other chips' DRAM over the links,
+  // through the chip's router (a standalone chip refuses them).
+  tlm_utils::simple_initiator_socket<DmaQueue> fabric;
 
   DmaQueue(sc_core::sc_module_name name, CoreContext& core, isa::Engine id);
 

@@ -42,6 +42,12 @@ std::vector<tlm::tlm_initiator_socket<>*> NeuronCore::dram_sockets() {
   return s;
 }
 
+std::vector<tlm::tlm_initiator_socket<>*> NeuronCore::fabric_sockets() {
+  std::vector<tlm::tlm_initiator_socket<>*> s;
+  for (auto* q : dma_queues_) s.push_back(&q->fabric);
+  return s;
+}
+
 void NeuronCore::load(const isa::Executable& exe, uint32_t image_core, uint64_t image_id) {
   exe_ = &exe;
   image_core_ = image_core;

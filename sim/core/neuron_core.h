@@ -27,6 +27,8 @@ class NeuronCore : public sc_core::sc_module, public CoreContext {
 
   // DMA queues' initiator sockets, bound by the chip to the DRAM.
   std::vector<tlm::tlm_initiator_socket<>*> dram_sockets();
+  // Their fabric sockets (other chips' DRAM), bound to the chip's router.
+  std::vector<tlm::tlm_initiator_socket<>*> fabric_sockets();
 
   // Assigns the streams of the executable's core `image_core` to this core
   // (a model loads onto any group of cores: image core i runs on the

@@ -65,6 +65,8 @@ Instance::Instance(sc_core::sc_module_name name, const InstanceConfig& icfg, con
     chips_.push_back(std::make_unique<Chip>(chip.c_str(), ccfg_, false));
     routers_.push_back(std::make_unique<Router>(fmt::format("router{}", i).c_str(), i, icfg_));
     routers_.back()->to_dram.bind(chips_.back()->dram().socket);
+    for (uint32_t k = 0; k < chips_.back()->num_cores(); ++k)
+      for (auto* s : chips_.back()->core(k).fabric_sockets()) s->bind(routers_.back()->in);
     // The link's counters live in the chip's registry, so the host reads them
     // through that chip's COUNTER registers.
     host_links_.push_back(std::make_unique<Link>(fmt::format("host_link{}", i).c_str(), host_link_params(icfg_), "host",

@@ -27,8 +27,8 @@
 
 namespace infsim::sim {
 
-constexpr uint64_t kFabricBase = 1ull << 40;
-constexpr uint64_t kChipWindow = 1ull << 36;
+using isa::kChipWindow;
+using isa::kFabricBase;
 inline uint64_t fabric_address(uint32_t chip, uint64_t dram_address) {
   return kFabricBase + chip * kChipWindow + dram_address;
 }

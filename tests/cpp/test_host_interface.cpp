@@ -63,6 +63,8 @@ struct Design {
     for (uint32_t c = 0; c < cfg.cores; ++c) {
       cores.push_back(std::make_unique<sim::NeuronCore>(fmt::format("core{}", c).c_str(), c, cfg, counters));
       for (auto* s : cores.back()->dram_sockets()) s->bind(dram->socket);
+      // No other chips here: fabric addresses reach the DRAM, which refuses them as out of range.
+      for (auto* s : cores.back()->fabric_sockets()) s->bind(dram->socket);
       ptrs.push_back(cores.back().get());
     }
     hif = std::make_unique<HostInterface>("host_interface", cfg, counters, ptrs, [this] { dram->restart_timing(); });
