@@ -118,6 +118,17 @@ py::list counter_list(const std::vector<sim::CounterValue>& cs) {
   return l;
 }
 
+sim::LoadOptions load_options(const std::string& name, const std::vector<uint32_t>& groups, bool timing_only,
+                              double timeout_s, uint32_t queue_depth) {
+  sim::LoadOptions o;
+  o.name = name;
+  o.groups = groups;
+  o.timing_only = timing_only;
+  o.timeout_s = timeout_s;
+  o.queue_depth = queue_depth;
+  return o;
+}
+
 // A Python callable as a bundle step callback, run on the simulation thread:
 // the GIL is taken for the call, and for the callable's last reference.
 std::function<sim::Tensors(size_t, const sim::Tensors&)> python_step(py::function f) {
@@ -389,12 +400,7 @@ PYBIND11_MODULE(_infsim, m) {
           "load",
           [](sim::Runtime& r, const isa::Executable& exe, const std::vector<uint32_t>& groups, const std::string& name,
              bool timing_only, double timeout_s, uint32_t queue_depth, uint32_t batch, double max_delay_s) {
-            sim::LoadOptions o;
-            o.name = name;
-            o.groups = groups;
-            o.timing_only = timing_only;
-            o.timeout_s = timeout_s;
-            o.queue_depth = queue_depth;
+            sim::LoadOptions o = load_options(name, groups, timing_only, timeout_s, queue_depth);
             o.batch = batch;
             o.max_delay_s = max_delay_s;
             py::gil_scoped_release release;
@@ -421,12 +427,7 @@ PYBIND11_MODULE(_infsim, m) {
             spec.outputs = outputs;
             spec.host = python_step(host);
             spec.device_inputs = python_step(device_inputs);
-            sim::LoadOptions o;
-            o.name = name;
-            o.groups = groups;
-            o.timing_only = timing_only;
-            o.timeout_s = timeout_s;
-            o.queue_depth = queue_depth;
+            const sim::LoadOptions o = load_options(name, groups, timing_only, timeout_s, queue_depth);
             py::gil_scoped_release release;
             return r.load_bundle(std::move(spec), o);
           },
