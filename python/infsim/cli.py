@@ -50,19 +50,33 @@ def _load_npz(path):
 
 
 def cmd_run(a):
-    if a.profile:
-        raise runtime.RunError("--profile (trace output) is not implemented yet")
     exe = runtime.load(a.model)
+    rt = None
+    if a.profile:
+        if not isinstance(exe, _infsim.Executable):
+            raise runtime.RunError("--profile of a model with host steps is not supported yet")
+        config = a.config or runtime.metadata(exe).get("target", "inf1")
+        rt = _infsim.Runtime.get(a.instance, config)
+        rt.start_trace(a.profile_limit)
     outputs, stats = runtime.run(exe, _load_npz(a.inputs), instance=a.instance, config=a.config,
                                  timing_only=a.timing_only)
     stats["timing_only"] = a.timing_only
+    if rt is not None:
+        from .tools import profile
+        events, dropped = rt.stop_trace()
+        cfg = _infsim.config(config)
+        period_fs = 1e9 / float(cfg["tensor_clock_mhz"])
+        trace = profile.chrome_trace(events, dropped, {(0, c): (exe, c) for c in range(exe.num_cores)}, period_fs,
+                                     int(cfg["cores"]))
+        profile.write(a.profile, trace)
     if not a.timing_only:  # timing-only outputs carry no values
         np.savez(a.outputs, **outputs)
     if a.stats:
         with open(a.stats, "w") as f:
             json.dump(stats, f, indent=1, sort_keys=True)
     where = "timing only, no outputs written" if a.timing_only else f"outputs -> {a.outputs}"
-    print(f"ran {a.model}: {stats['total_cycles']} cycles, {stats['simulated_seconds'] * 1e6:.3f} us simulated; {where}")
+    print(f"ran {a.model}: {stats['total_cycles']} cycles, {stats['simulated_seconds'] * 1e6:.3f} us simulated; {where}"
+          + (f"; trace -> {a.profile}" if a.profile else ""))
     return 0
 
 
@@ -177,7 +191,9 @@ def build_parser():
     r.add_argument("--instance", default="inf1.xlarge", help="instance type or instance YAML file")
     r.add_argument("--config", help="chip configuration (name or YAML) instead of the one compiled for")
     r.add_argument("--stats", help="write STATS.json")
-    r.add_argument("--profile", help="write a trace (not implemented yet)")
+    r.add_argument("--profile", help="write the run's timeline as Chrome trace-event JSON (opens in Perfetto)")
+    r.add_argument("--profile-limit", type=int, default=1000000,
+                   help="events kept in the trace at most (later ones are counted, not kept)")
     r.set_defaults(fn=cmd_run)
 
     o = sub.add_parser("objdump", help="print an executable's header, tensors, descriptors and disassembly")

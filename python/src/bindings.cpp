@@ -519,6 +519,28 @@ PYBIND11_MODULE(_infsim, m) {
             return counter_list(cs);
           },
           "Every counter of the instance: (path, name, unit, description, value).")
+      .def(
+          "start_trace",
+          [](sim::Runtime& r, uint64_t limit) {
+            py::gil_scoped_release release;
+            r.start_trace(limit);
+          },
+          py::arg("limit") = 1000000, "Records instruction and semaphore-wait events on every core, at most `limit`.")
+      .def(
+          "stop_trace",
+          [](sim::Runtime& r) {
+            std::pair<std::vector<traces::Event>, uint64_t> t;
+            {
+              py::gil_scoped_release release;
+              t = r.stop_trace();
+            }
+            py::list l;
+            for (const auto& e : t.first)
+              l.append(py::make_tuple(e.start_fs, e.end_fs, e.chip, e.core, isa::to_string(static_cast<isa::Engine>(e.engine)),
+                                      e.pc, e.kind == traces::EventKind::instruction ? "instruction" : "semaphore_wait"));
+            return py::make_tuple(l, t.second);
+          },
+          "Stops recording; returns ([(start_fs, end_fs, chip, core, engine, pc, kind)], events dropped).")
       .def("used_cores",
            [](sim::Runtime& r) {
              py::gil_scoped_release release;

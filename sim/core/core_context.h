@@ -13,6 +13,7 @@
 #include "sim/config.h"
 #include "sim/counters.h"
 #include "sim/memory/onchip_memory.h"
+#include "traces/recorder.h"
 
 namespace infsim::sim {
 
@@ -47,6 +48,10 @@ class CoreContext {
   virtual bool signalled_by_dma(uint8_t id) const = 0;  // only DMA queues of the program signal it
   virtual const sc_core::sc_event& semaphore_changed() const = 0;
   virtual void signal(uint8_t id, const sc_core::sc_time& delay) = 0;  // +1 after `delay`
+
+  // ---- trace recording (null: off) and the chip this core is on, for its events
+  virtual traces::Recorder* recorder() const = 0;
+  virtual uint32_t chip_index() const = 0;
 
   // ---- completion and faults
   virtual void end_of_program(uint32_t code) = 0;

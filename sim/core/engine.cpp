@@ -102,11 +102,15 @@ void EngineBase::run_stream() {
       while (!satisfied(h) && !core_.faulted()) sc_core::wait(core_.semaphore_changed() | core_.fault_event());
       (dma_wait ? stall_dma_cycles_ : stall_semaphore_cycles_) +=
           static_cast<uint64_t>((sc_core::sc_time_stamp() - t0) / period);
+      if (auto* r = core_.recorder())
+        r->record({t0.value(), sc_core::sc_time_stamp().value(), core_.chip_index(), core_.index(),
+                   static_cast<uint32_t>(pc_), static_cast<uint8_t>(id_), traces::EventKind::semaphore_wait});
     }
     if (core_.faulted()) return;
     // Instructions issue on this engine's clock edges.
     const uint64_t phase = (sc_core::sc_time_stamp() - origin_).value() % period.value();  // time resolution units
     if (phase) sc_core::wait(sc_core::sc_time::from_value(period.value() - phase));
+    const sc_core::sc_time issued = sc_core::sc_time_stamp();
     Cost cost;
     values_ = id_ >= isa::Engine::dma0 ? core_.values_matter() : core_.values_needed(ins);
     try {
@@ -132,6 +136,9 @@ void EngineBase::run_stream() {
     const sc_core::sc_time done = std::max(sc_core::sc_time_stamp() + period * static_cast<double>(cost.latency),
                                            last_completion_);
     last_completion_ = done;
+    if (auto* r = core_.recorder())
+      r->record({issued.value(), done.value(), core_.chip_index(), core_.index(), static_cast<uint32_t>(pc_),
+                 static_cast<uint8_t>(id_), traces::EventKind::instruction});
     if (h.signal != isa::kNoSemaphore) core_.signal(h.signal, done - sc_core::sc_time_stamp());
   }
 }

@@ -54,6 +54,12 @@ class NeuronCore : public sc_core::sc_module, public CoreContext {
 
   // --- used by the engines
   uint32_t index() const override { return index_; }
+  traces::Recorder* recorder() const override { return recorder_; }
+  uint32_t chip_index() const override { return chip_index_; }
+  void set_recorder(traces::Recorder* r, uint32_t chip) {
+    recorder_ = r;
+    chip_index_ = chip;
+  }
   const ChipConfig& cfg() const override { return cfg_; }
   CounterRegistry& counters() override { return counters_; }
   const isa::Executable& exe() const override { return *exe_; }
@@ -106,6 +112,8 @@ class NeuronCore : public sc_core::sc_module, public CoreContext {
   CounterRegistry& counters_;
   const isa::Executable* exe_ = nullptr;
   uint32_t image_core_ = 0;
+  traces::Recorder* recorder_ = nullptr;
+  uint32_t chip_index_ = 0;
   uint64_t image_id_ = 0;
   sc_core::sc_time period_;
   OnChipMemory sbuf_, psum_;

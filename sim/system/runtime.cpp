@@ -109,6 +109,7 @@ class Host : public sc_core::sc_module {
   std::map<int32_t, std::unique_ptr<Model>> models;
   std::set<uint32_t> used_cores;  // global
   uint64_t next_request = 1;
+  std::unique_ptr<traces::Recorder> recorder;  // while a trace is being recorded
 
   int32_t load(std::shared_ptr<const BundleSpec> spec, bool bundle, const LoadOptions& opt, int32_t id) {
     const ChipConfig& cc = inst_.chip_config();
@@ -866,6 +867,27 @@ Runtime::Solo Runtime::run_solo(const isa::Executable& exe, Tensors inputs, bool
   if (s.result.status != Status::success && s.result.status != Status::numerical_error)
     throw RunError(s.result.message);
   return s;
+}
+
+void Runtime::start_trace(uint64_t limit) {
+  call([this, limit] {
+    host_->recorder = std::make_unique<traces::Recorder>(limit);
+    Instance& inst = host_->inst();
+    for (uint32_t c = 0; c < inst.num_chips(); ++c)
+      for (uint32_t k = 0; k < inst.chip(c).num_cores(); ++k) inst.chip(c).core(k).set_recorder(host_->recorder.get(), c);
+  });
+}
+
+std::pair<std::vector<traces::Event>, uint64_t> Runtime::stop_trace() {
+  return call([this] {
+    Instance& inst = host_->inst();
+    for (uint32_t c = 0; c < inst.num_chips(); ++c)
+      for (uint32_t k = 0; k < inst.chip(c).num_cores(); ++k) inst.chip(c).core(k).set_recorder(nullptr, c);
+    if (!host_->recorder) return std::pair<std::vector<traces::Event>, uint64_t>{};
+    auto out = std::make_pair(host_->recorder->events(), host_->recorder->dropped());
+    host_->recorder.reset();
+    return out;
+  });
 }
 
 std::vector<uint32_t> Runtime::used_cores() {

@@ -30,6 +30,7 @@
 #include "isa/executable.h"
 #include "sim/counters.h"
 #include "sim/system/instance_config.h"
+#include "traces/recorder.h"
 
 namespace infsim::sim {
 
@@ -165,6 +166,10 @@ class Runtime {
   // Models loaded (id -> name), and which global cores are in use.
   std::map<int32_t, std::string> models();
   std::vector<uint32_t> used_cores();  // global core numbers held by loaded models
+  // Trace recording (traces/recorder.h) on every core, keeping at most `limit`
+  // events; stop_trace returns them with the count of those dropped.
+  void start_trace(uint64_t limit);
+  std::pair<std::vector<traces::Event>, uint64_t> stop_trace();
 
  private:
   Runtime(const InstanceConfig& icfg, const ChipConfig& ccfg);

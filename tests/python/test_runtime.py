@@ -366,3 +366,32 @@ def test_dma_to_another_chip_across_the_links():
     # inf1.xlarge has no chip 2: the queue faults, the runtime answers NRT_HW_ERROR.
     with pytest.raises(runtime.RunError, match="device fault.*dma2.*failed"):
         runtime.run_raw(exe, {"x": x.tobytes()}, "inf1")
+
+
+def test_run_profile_trace_matches_the_stats(tmp_path, run_cli, exes):
+    """`infsim run --profile`: one slice per instruction, per engine as many
+    as its instruction counter, named by opcode, on chip0.core0."""
+    exe = exes["b"]
+    exe.save(str(tmp_path / "m.infx"))
+    np.savez(tmp_path / "in.npz", **feeds(exe, 1))
+    run_cli("run", tmp_path / "m.infx", "--inputs", tmp_path / "in.npz", "--outputs", tmp_path / "o.npz",
+            "--stats", tmp_path / "s.json", "--profile", tmp_path / "t.json")
+    stats = json.loads((tmp_path / "s.json").read_text())
+    trace = json.loads((tmp_path / "t.json").read_text())
+    names = {e["args"]["name"] for e in trace["traceEvents"] if e["ph"] == "M" and e["name"] == "process_name"}
+    assert names == {"chip0.core0"}
+    threads = {e["tid"]: e["args"]["name"] for e in trace["traceEvents"] if e["name"] == "thread_name"}
+    slices = [e for e in trace["traceEvents"] if e["ph"] == "X" and e["cat"] == "instruction"]
+    core = stats["counters"]["chip0"]["core0"]
+    for tid, engine in threads.items():
+        assert sum(e["tid"] == tid for e in slices) == core[engine]["instructions"], engine
+    assert {"dma_copy", "end_of_program"} <= {e["name"] for e in slices}
+    first = min(e["args"]["start_cycle"] for e in slices)
+    last = max(e["args"]["end_cycle"] for e in slices)
+    # Cycles are numbered on the clock's grid from time 0; the doorbell need not fall on an edge.
+    assert last - first <= stats["total_cycles"] + 1 and all(e["dur"] >= 0 for e in slices)
+    assert trace["otherData"]["events_dropped"] == 0
+    run_cli("run", tmp_path / "m.infx", "--inputs", tmp_path / "in.npz", "--outputs", tmp_path / "o.npz",
+            "--profile", tmp_path / "t2.json", "--profile-limit", "10")
+    small = json.loads((tmp_path / "t2.json").read_text())
+    assert sum(e["ph"] == "X" for e in small["traceEvents"]) == 10 and small["otherData"]["events_dropped"] > 0

@@ -1,0 +1,46 @@
+// Trace recording: what the simulator did and when, event by event, as it
+// runs. Engines report each instruction (issue to completion) and each wait
+// on a semaphore; writers turn the events into files (the Chrome trace-event
+// JSON for Perfetto: python/infsim/tools/profile.py). Recording is off unless
+// a recorder is attached, and bounded: after `limit` events the rest are
+// counted, not kept.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace infsim::traces {
+
+enum class EventKind : uint8_t {
+  instruction = 0,     // [start, end): issue to completion (results written)
+  semaphore_wait = 1,  // [start, end): the engine waited for its instruction's semaphores
+};
+
+struct Event {
+  uint64_t start_fs, end_fs;  // simulated time, femtoseconds
+  uint32_t chip, core;        // core: on its chip
+  uint32_t pc;                // instruction index in the engine's stream
+  uint8_t engine;             // isa::Engine
+  EventKind kind;
+};
+
+class Recorder {
+ public:
+  explicit Recorder(uint64_t limit) : limit_(limit) {}
+  void record(const Event& e) {
+    if (events_.size() < limit_)
+      events_.push_back(e);
+    else
+      ++dropped_;
+  }
+  const std::vector<Event>& events() const { return events_; }
+  uint64_t dropped() const { return dropped_; }
+  uint64_t limit() const { return limit_; }
+
+ private:
+  uint64_t limit_;
+  std::vector<Event> events_;
+  uint64_t dropped_ = 0;
+};
+
+}  // namespace infsim::traces
