@@ -69,12 +69,18 @@ def cmd_run(a):
         trace = profile.chrome_trace(events, dropped, {(0, c): (exe, c) for c in range(exe.num_cores)}, period_fs,
                                      int(cfg["cores"]))
         profile.write(a.profile, trace)
-    if not a.timing_only:  # timing-only outputs carry no values
+        if getattr(a, "summary", False):
+            s = profile.summary(trace, stats, config)
+            profile.print_summary(s)
+            if a.summary_json:
+                with open(a.summary_json, "w") as f:
+                    json.dump(s, f, indent=1)
+    if a.outputs and not a.timing_only:  # timing-only outputs carry no values
         np.savez(a.outputs, **outputs)
     if a.stats:
         with open(a.stats, "w") as f:
             json.dump(stats, f, indent=1, sort_keys=True)
-    where = "timing only, no outputs written" if a.timing_only else f"outputs -> {a.outputs}"
+    where = f"outputs -> {a.outputs}" if a.outputs and not a.timing_only else "no outputs written"
     print(f"ran {a.model}: {stats['total_cycles']} cycles, {stats['simulated_seconds'] * 1e6:.3f} us simulated; {where}"
           + (f"; trace -> {a.profile}" if a.profile else ""))
     return 0
@@ -195,6 +201,19 @@ def build_parser():
     r.add_argument("--profile-limit", type=int, default=1000000,
                    help="events kept in the trace at most (later ones are counted, not kept)")
     r.set_defaults(fn=cmd_run)
+
+    pr = sub.add_parser("profile", help="run once and write its timeline (Perfetto) and neuron-profile's summary")
+    pr.add_argument("model")
+    pr.add_argument("--inputs", required=True, help=".npz keyed by input name")
+    pr.add_argument("-o", "--output", dest="profile", required=True, help="the Chrome trace-event JSON to write")
+    pr.add_argument("--outputs", help="also write the outputs (.npz)")
+    pr.add_argument("--stats", help="write STATS.json of the same run")
+    pr.add_argument("--summary-json", help="write the summary as JSON")
+    pr.add_argument("--instance", default="inf1.xlarge")
+    pr.add_argument("--config", help="chip configuration instead of the one compiled for")
+    pr.add_argument("--timing-only", action="store_true")
+    pr.add_argument("--profile-limit", type=int, default=1000000)
+    pr.set_defaults(fn=cmd_run, summary=True)
 
     o = sub.add_parser("objdump", help="print an executable's header, tensors, descriptors and disassembly")
     o.add_argument("model")

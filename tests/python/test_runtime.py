@@ -395,3 +395,22 @@ def test_run_profile_trace_matches_the_stats(tmp_path, run_cli, exes):
             "--profile", tmp_path / "t2.json", "--profile-limit", "10")
     small = json.loads((tmp_path / "t2.json").read_text())
     assert sum(e["ph"] == "X" for e in small["traceEvents"]) == 10 and small["otherData"]["events_dropped"] > 0
+
+
+def test_profile_summary_follows_neuron_profile(tmp_path, run_cli, exes):
+    exe = exes["b"]
+    exe.save(str(tmp_path / "m.infx"))
+    np.savez(tmp_path / "in.npz", **feeds(exe, 1))
+    p = run_cli("profile", tmp_path / "m.infx", "--inputs", tmp_path / "in.npz", "-o", tmp_path / "t.json",
+                "--stats", tmp_path / "s.json", "--summary-json", tmp_path / "sum.json")
+    s = json.loads((tmp_path / "sum.json").read_text())
+    stats = json.loads((tmp_path / "s.json").read_text())
+    core = stats["counters"]["chip0"]["core0"]
+    assert s["total_time"] == stats["simulated_seconds"] and "mfu_estimated_percent" in p.stdout
+    assert s["dram_read_bytes"] == sum(c["read_bytes"] for c in stats["counters"]["chip0"]["dram"].values())
+    for engine, v in s["engines"].items():
+        assert v["instruction_count"] == core[engine]["instructions"]
+        assert 0 <= v["active_time_percent"] <= 100
+    assert 0 < s["dma_active_time_percent"] <= 100 and 0 < s["mfu_estimated_percent"] < 100
+    assert s["top_ops"] and all(r["bound"] in ("tensor", "vector", "scalar", "DMA/DRAM", "waiting") for r in s["top_ops"])
+    assert all(r["time_us"] <= s["total_time"] * 1e6 + 1e-6 for r in s["top_ops"])

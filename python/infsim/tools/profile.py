@@ -61,3 +61,84 @@ def chrome_trace(events, dropped, placements, period_fs, cores_per_chip, records
 def write(path, trace):
     with open(path, "w") as f:
         json.dump(trace, f)
+
+
+def summary(trace, stats, config) -> dict:
+    """neuron-profile's summary of one run: totals from the counters, times
+    from the trace's slices (docs/user-guide.md, infsim profile)."""
+    from .. import _infsim
+    cfg = _infsim.config(config)
+    seconds = stats["simulated_seconds"]
+    cycles = stats["total_cycles"]
+    chips = {k: v for k, v in stats["counters"].items() if k.startswith("chip")}
+    dram = [ch for chip in chips.values() for ch in chip.get("dram", {}).values()]
+    out = {"total_time": seconds, "total_cycles": cycles,
+           "dram_read_bytes": sum(c["read_bytes"] for c in dram),
+           "dram_write_bytes": sum(c["write_bytes"] for c in dram)}
+    peak_macs = int(cfg["array_rows"]) * int(cfg["array_cols"]) * float(cfg["tensor_clock_mhz"]) * 1e6
+    slices = [e for e in trace["traceEvents"] if e["ph"] == "X"]
+    names = {(e["pid"], e["tid"]): e["args"]["name"] for e in trace["traceEvents"] if e.get("name") == "thread_name"}
+    used = sorted({e["pid"] for e in slices})
+    cores = {}
+    for chip_name, chip in chips.items():
+        for core_name, engines in chip.items():
+            if core_name.startswith("core"):
+                cores[f"{chip_name}.{core_name}"] = engines
+    pid_names = {e["pid"]: e["args"]["name"] for e in trace["traceEvents"] if e.get("name") == "process_name"}
+    busy_cores = [cores[pid_names[p]] for p in used if p in pid_names and pid_names[p] in cores]
+    macs = sum(c["tensor"]["macs"] for c in busy_cores)
+    out["mfu_estimated_percent"] = 100 * macs / (peak_macs * seconds * max(1, len(busy_cores))) if seconds else 0.0
+    # DMA active: the union of every DMA queue's instruction slices, over the run.
+    active = _union([(e["ts"], e["ts"] + e["dur"]) for e in slices
+                     if e["cat"] == "instruction" and names.get((e["pid"], e["tid"]), "").startswith("dma")])
+    out["dma_active_time_percent"] = 100 * active / (seconds * 1e6) if seconds else 0.0
+    engines = {}
+    for c in busy_cores:
+        for engine, v in c.items():
+            e = engines.setdefault(engine, {"busy_cycles": 0, "instruction_count": 0})
+            e["busy_cycles"] += v["busy_cycles"]
+            e["instruction_count"] += v["instructions"]
+    out["engines"] = {k: {"active_time_percent": 100 * v["busy_cycles"] / (cycles * max(1, len(busy_cores)))
+                          if cycles else 0.0, "instruction_count": v["instruction_count"]} for k, v in engines.items()}
+    # Source ops: per engine kind, the time covered by the op's instruction
+    # slices (their union: slices of one engine overlap, issue to completion),
+    # and by waits before them. The op's time is its busiest kind's; it is
+    # bound by that kind, or by waiting when its waits cover more.
+    per_op = {}
+    for e in slices:
+        engine = names.get((e["pid"], e["tid"]), "?")
+        kind = "waiting" if e["cat"] == "wait" else ("DMA/DRAM" if engine.startswith("dma") else engine)
+        per_op.setdefault(e["args"].get("source_op", "?"), {}).setdefault(kind, []).append((e["ts"], e["ts"] + e["dur"]))
+    top = []
+    for op, kinds in per_op.items():
+        covered = {k: _union(v) for k, v in kinds.items()}
+        work = {k: v for k, v in covered.items() if k != "waiting"}
+        busiest = max(work, key=work.get) if work else "waiting"
+        bound = "waiting" if covered.get("waiting", 0.0) > work.get(busiest, 0.0) else busiest
+        top.append({"source_op": op, "time_us": work.get(busiest, 0.0), "bound": bound,
+                    "covered_us": {k: round(v, 3) for k, v in sorted(covered.items())}})
+    out["top_ops"] = sorted(top, key=lambda r: -r["time_us"])[:10]
+    return out
+
+
+def _union(spans):
+    """Length of the union of [start, end) spans."""
+    total, end = 0.0, float("-inf")
+    for s, t in sorted(spans):
+        if t > end:
+            total += t - max(s, end)
+            end = t
+    return total
+
+
+def print_summary(s):
+    print(f"total_time {s['total_time'] * 1e6:.3f} us ({s['total_cycles']} cycles), "
+          f"mfu_estimated_percent {s['mfu_estimated_percent']:.2f}, dma_active_time_percent "
+          f"{s['dma_active_time_percent']:.1f}, dram_read_bytes {s['dram_read_bytes']}, "
+          f"dram_write_bytes {s['dram_write_bytes']}")
+    for engine, v in sorted(s["engines"].items()):
+        print(f"  {engine:7} active_time_percent {v['active_time_percent']:6.2f}  instruction_count "
+              f"{v['instruction_count']}")
+    print("top source ops by time:")
+    for r in s["top_ops"]:
+        print(f"  {r['time_us']:10.3f} us  bound: {r['bound']:9}  {r['source_op']}")
