@@ -14,14 +14,18 @@ namespace infsim::traces {
 enum class EventKind : uint8_t {
   instruction = 0,     // [start, end): issue to completion (results written)
   semaphore_wait = 1,  // [start, end): the engine waited for its instruction's semaphores
+  link_transfer = 2,   // [start, end): a transfer's data on a link lane, first packet ready to last arrived
 };
+
+constexpr uint32_t kHostEnd = 0xFFFFFFFF;  // a link end that is the host, not a chip
 
 struct Event {
   uint64_t start_fs, end_fs;  // simulated time, femtoseconds
-  uint32_t chip, core;        // core: on its chip
-  uint32_t pc;                // instruction index in the engine's stream
-  uint8_t engine;             // isa::Engine
+  uint32_t chip, core;        // instruction, wait: the core (on its chip); link: from chip, to chip (or kHostEnd)
+  uint32_t pc;                // instruction index in the engine's stream (links: 0)
+  uint8_t engine;             // isa::Engine (links: 0)
   EventKind kind;
+  uint64_t bytes = 0;         // links: bytes moved
 };
 
 class Recorder {

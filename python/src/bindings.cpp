@@ -535,12 +535,19 @@ PYBIND11_MODULE(_infsim, m) {
               t = r.stop_trace();
             }
             py::list l;
-            for (const auto& e : t.first)
-              l.append(py::make_tuple(e.start_fs, e.end_fs, e.chip, e.core, isa::to_string(static_cast<isa::Engine>(e.engine)),
-                                      e.pc, e.kind == traces::EventKind::instruction ? "instruction" : "semaphore_wait"));
+            auto end = [](uint32_t e) { return e == traces::kHostEnd ? std::string("host") : fmt::format("chip{}", e); };
+            for (const auto& e : t.first) {
+              if (e.kind == traces::EventKind::link_transfer)
+                l.append(py::make_tuple(e.start_fs, e.end_fs, end(e.chip), end(e.core), "link", e.bytes, "link_transfer"));
+              else
+                l.append(py::make_tuple(e.start_fs, e.end_fs, e.chip, e.core,
+                                        isa::to_string(static_cast<isa::Engine>(e.engine)), e.pc,
+                                        e.kind == traces::EventKind::instruction ? "instruction" : "semaphore_wait"));
+            }
             return py::make_tuple(l, t.second);
           },
-          "Stops recording; returns ([(start_fs, end_fs, chip, core, engine, pc, kind)], events dropped).")
+          "Stops recording; returns ([(start_fs, end_fs, chip, core, engine, pc, kind)], events dropped); a link "
+          "transfer is (start_fs, end_fs, from, to, \"link\", bytes, \"link_transfer\").")
       .def("used_cores",
            [](sim::Runtime& r) {
              py::gil_scoped_release release;

@@ -94,6 +94,14 @@ Link* Instance::chip_link(uint32_t a, uint32_t b) {
   return it == chip_links_.end() ? nullptr : it->second.get();
 }
 
+void Instance::set_recorder(traces::Recorder* r) {
+  for (uint32_t c = 0; c < num_chips(); ++c) {
+    for (uint32_t k = 0; k < chips_[c]->num_cores(); ++k) chips_[c]->core(k).set_recorder(r, c);
+    host_links_[c]->set_recorder(r, traces::kHostEnd, c);
+  }
+  for (auto& [ends, link] : chip_links_) link->set_recorder(r, ends.first, ends.second);
+}
+
 void Instance::host_memory_transport(int, tlm::tlm_generic_payload& t, sc_core::sc_time&) {
   // Host memory is not modelled beyond its link: accesses succeed at once.
   t.set_response_status(tlm::TLM_OK_RESPONSE);

@@ -69,6 +69,8 @@ class Instance : public sc_core::sc_module {
   Router& router(uint32_t i) { return *routers_.at(i); }
   Link& host_link(uint32_t i) { return *host_links_.at(i); }
   Link* chip_link(uint32_t a, uint32_t b);  // the link between two neighbours, either order; null if none
+  // Attaches a trace recorder (null: detaches) to every core and link.
+  void set_recorder(traces::Recorder* r);
 
   // The host's sockets, bound by whoever plays the host (the runtime, a test):
   // host_dram[i] reaches chip i's DRAM over its PCIe link (a_in of host_link(i));

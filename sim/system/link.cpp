@@ -89,14 +89,23 @@ void Link::transport(bool from_a, tlm::tlm_generic_payload& t, sc_core::sc_time&
     return static_cast<uint64_t>(std::ceil((now + d) / period_ - 1e-9));
   };
   auto until = [&](uint64_t cycle) { return period_ * static_cast<double>(cycle) - now; };
+  auto record = [&](const sc_core::sc_time& from, const sc_core::sc_time& to) {
+    if (recorder_)
+      recorder_->record({from.value(), to.value(), a_to_b ? end_a_ : end_b_, a_to_b ? end_b_ : end_a_, 0, 0,
+                         traces::EventKind::link_transfer, t.get_data_length()});
+  };
   if (write) {
+    const sc_core::sc_time ready = now + delay;
     delay = until(send(a_to_b, t.get_data_length(), cycle_of(delay), pt->cycles));
+    record(ready, now + delay);
     out->b_transport(t, delay);
   } else {
     delay += period_ * static_cast<double>(p_.latency_cycles);  // the read request crosses first
     pt->cycles.clear();  // an inner hop sets its arrival times; else all ready when the data is
     out->b_transport(t, delay);
+    const sc_core::sc_time ready = now + delay;
     delay = until(send(a_to_b, t.get_data_length(), cycle_of(delay), pt->cycles));
+    record(ready, now + delay);
   }
   if (own) t.clear_extension(pt);
 }

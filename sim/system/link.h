@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "sim/counters.h"
+#include "traces/recorder.h"
 
 namespace infsim::sim {
 
@@ -84,6 +85,13 @@ class Link : public sc_core::sc_module {
   tlm_utils::simple_initiator_socket<Link> to_b, to_a;   // ... leaving at the other end
 
   sc_core::sc_time period() const { return period_; }
+  // Trace recording of transfers (null: off); `a`, `b`: the ends as trace
+  // events name them (chip numbers, or traces::kHostEnd).
+  void set_recorder(traces::Recorder* r, uint32_t a, uint32_t b) {
+    recorder_ = r;
+    end_a_ = a;
+    end_b_ = b;
+  }
   const LinkLane& lane(bool a_to_b) const { return a_to_b ? ab_ : ba_; }
 
  private:
@@ -97,6 +105,8 @@ class Link : public sc_core::sc_module {
 
   LinkParams p_;
   sc_core::sc_time period_;
+  traces::Recorder* recorder_ = nullptr;
+  uint32_t end_a_ = 0, end_b_ = 0;
   LinkLane ab_, ba_;
   struct Counters {
     uint64_t *bytes, *busy_cycles, *credit_stall_cycles;

@@ -872,17 +872,13 @@ Runtime::Solo Runtime::run_solo(const isa::Executable& exe, Tensors inputs, bool
 void Runtime::start_trace(uint64_t limit) {
   call([this, limit] {
     host_->recorder = std::make_unique<traces::Recorder>(limit);
-    Instance& inst = host_->inst();
-    for (uint32_t c = 0; c < inst.num_chips(); ++c)
-      for (uint32_t k = 0; k < inst.chip(c).num_cores(); ++k) inst.chip(c).core(k).set_recorder(host_->recorder.get(), c);
+    host_->inst().set_recorder(host_->recorder.get());
   });
 }
 
 std::pair<std::vector<traces::Event>, uint64_t> Runtime::stop_trace() {
   return call([this] {
-    Instance& inst = host_->inst();
-    for (uint32_t c = 0; c < inst.num_chips(); ++c)
-      for (uint32_t k = 0; k < inst.chip(c).num_cores(); ++k) inst.chip(c).core(k).set_recorder(nullptr, c);
+    host_->inst().set_recorder(nullptr);
     if (!host_->recorder) return std::pair<std::vector<traces::Event>, uint64_t>{};
     auto out = std::make_pair(host_->recorder->events(), host_->recorder->dropped());
     host_->recorder.reset();

@@ -379,8 +379,9 @@ def test_run_profile_trace_matches_the_stats(tmp_path, run_cli, exes):
     stats = json.loads((tmp_path / "s.json").read_text())
     trace = json.loads((tmp_path / "t.json").read_text())
     names = {e["args"]["name"] for e in trace["traceEvents"] if e["ph"] == "M" and e["name"] == "process_name"}
-    assert names == {"chip0.core0"}
-    threads = {e["tid"]: e["args"]["name"] for e in trace["traceEvents"] if e["name"] == "thread_name"}
+    assert names == {"chip0.core0", "links"}
+    threads = {e["tid"]: e["args"]["name"] for e in trace["traceEvents"] if e["name"] == "thread_name" and e["pid"] == 0}
+    threads_all = {(e["pid"], e["tid"]): e["args"]["name"] for e in trace["traceEvents"] if e["name"] == "thread_name"}
     slices = [e for e in trace["traceEvents"] if e["ph"] == "X" and e["cat"] == "instruction"]
     core = stats["counters"]["chip0"]["core0"]
     for tid, engine in threads.items():
@@ -391,6 +392,13 @@ def test_run_profile_trace_matches_the_stats(tmp_path, run_cli, exes):
     # Cycles are numbered on the clock's grid from time 0; the doorbell need not fall on an edge.
     assert last - first <= stats["total_cycles"] + 1 and all(e["dur"] >= 0 for e in slices)
     assert trace["otherData"]["events_dropped"] == 0
+    # The host link's lanes: the inputs in, the outputs out, with their bytes.
+    moved = {}
+    for e in trace["traceEvents"]:
+        if e.get("cat") == "link":
+            moved[threads_all[(e["pid"], e["tid"])]] = moved.get(threads_all[(e["pid"], e["tid"])], 0) + e["args"]["bytes"]
+    assert moved == {"link.host-chip0": stats["counters"]["link"]["host-chip0"]["bytes"],
+                     "link.chip0-host": stats["counters"]["link"]["chip0-host"]["bytes"]}
     run_cli("run", tmp_path / "m.infx", "--inputs", tmp_path / "in.npz", "--outputs", tmp_path / "o.npz",
             "--profile", tmp_path / "t2.json", "--profile-limit", "10")
     small = json.loads((tmp_path / "t2.json").read_text())

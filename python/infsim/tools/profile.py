@@ -3,7 +3,9 @@ written as Chrome trace-event JSON ({"traceEvents": [...]}), which the
 Perfetto UI and chrome://tracing open.
 
 Processes are cores ("chip0.core0", pid = global core number), threads are
-engines ("tensor", "vector", "scalar", "dma0", ...). Every instruction is an
+engines ("tensor", "vector", "scalar", "dma0", ...). A process "links" has a
+thread per link direction ("link.host-chip0", "link.chip0-chip1") with a
+"transfer" slice per transfer (args: bytes). Every instruction is an
 "X" slice named by its opcode, with args: instruction index, source ONNX
 node, and its start and end in core clock cycles (the core's reference
 clock, counted from the start of the simulation). Semaphore waits are
@@ -12,6 +14,12 @@ async span from arrival to end on the "host" process. Times are in
 microseconds of simulated time.
 """
 import json
+
+def _link_tid(name):
+    """A stable thread id per link direction ("link.host-chip0", "link.chip0-chip1", ...)."""
+    ends = [-1 if e == "host" else int(e[4:]) for e in name[5:].split("-")]
+    return 1000 + (ends[0] + 1) * 100 + ends[1] + 1
+
 
 def engine_tid(name):
     order = ["tensor", "vector", "scalar"]
@@ -27,7 +35,20 @@ def chrome_trace(events, dropped, placements, period_fs, cores_per_chip, records
             if c == image_core:
                 code[(chip, core, engine)] = ([ln.split()[0] for ln in lines], [exe.source_ops[o] for o in ops])
     out, seen = [], set()
+    links = -2  # the process of the link lanes: a thread per direction
     for start, end, chip, core, engine, pc, kind in events:
+        if kind == "link_transfer":
+            name = f"link.{chip}-{core}"
+            if links not in seen:
+                seen.add(links)
+                out.append({"ph": "M", "name": "process_name", "pid": links, "args": {"name": "links"}})
+            tid = _link_tid(name)
+            if (links, tid) not in seen:
+                seen.add((links, tid))
+                out.append({"ph": "M", "name": "thread_name", "pid": links, "tid": tid, "args": {"name": name}})
+            out.append({"ph": "X", "pid": links, "tid": tid, "ts": start / 1e9, "dur": (end - start) / 1e9,
+                        "name": "transfer", "cat": "link", "args": {"bytes": pc}})
+            continue
         pid = chip * cores_per_chip + core
         tid = engine_tid(engine)
         if pid not in seen:
@@ -76,7 +97,7 @@ def summary(trace, stats, config) -> dict:
            "dram_read_bytes": sum(c["read_bytes"] for c in dram),
            "dram_write_bytes": sum(c["write_bytes"] for c in dram)}
     peak_macs = int(cfg["array_rows"]) * int(cfg["array_cols"]) * float(cfg["tensor_clock_mhz"]) * 1e6
-    slices = [e for e in trace["traceEvents"] if e["ph"] == "X"]
+    slices = [e for e in trace["traceEvents"] if e["ph"] == "X" and e["cat"] in ("instruction", "wait")]
     names = {(e["pid"], e["tid"]): e["args"]["name"] for e in trace["traceEvents"] if e.get("name") == "thread_name"}
     used = sorted({e["pid"] for e in slices})
     cores = {}
