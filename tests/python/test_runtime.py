@@ -241,7 +241,10 @@ def test_data_parallel_scatters_and_gathers_in_order(rt, exes):
 def test_bench_rows_follow_neuronperf(tmp_path, run_cli):
     out = tmp_path / "r.json"
     p = run_cli("bench", "mlp", "--n-models", "1,4", "--workers-per-model", "1", "--requests", "40",
-                "--timing-only", "--json", out, "--requests-csv", tmp_path / "q.csv")
+                "--timing-only", "--json", out, "--requests-csv", tmp_path / "q.csv", "--profile", tmp_path / "p.json")
+    trace = json.loads((tmp_path / "p.json").read_text())["traceEvents"]  # the first configuration: 1 replica
+    assert sum(e["ph"] == "b" for e in trace) == 41 == sum(e["ph"] == "e" for e in trace)  # 40 + 1 warm-up
+    assert {e["args"]["name"] for e in trace if e.get("name") == "process_name"} == {"chip0.core0", "links", "host"}
     rows = json.loads(out.read_text())
     assert [r["n_models"] for r in rows] == [1, 4]
     for r in rows:

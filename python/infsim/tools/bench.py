@@ -106,11 +106,16 @@ def run_config(rt, exe, batch, n_models, workers, args, model_name):
             load["duration_s"] = args.duration
         elif not args.trace:
             load["requests"] = args.requests + warmup
+        profiling = bool(args.profile) and not args.profile_written
+        if profiling:
+            rt._rt.start_trace(args.profile_limit)
         before = rt.counter_list()
         t0 = time.perf_counter()
         w = rt.run_workload([load])
         wall = time.perf_counter() - t0
         after = rt.counter_list()
+        if profiling:
+            write_profile(rt, m, exe, w, args)
     finally:
         m.unload()
     delta = [(p, n, u, d, v1 - v0) for (p, n, u, d, v0), (_, _, _, _, v1) in zip(before, after)]
@@ -136,6 +141,25 @@ def run_config(rt, exe, batch, n_models, workers, args, model_name):
                 "dram_bytes": moved, "dram_bytes_per_inf": moved / max(1, len(w["results"]) * batch),
                 "timing_only": bool(args.timing_only), "counters": counters})
     return row, counted
+
+
+def write_profile(rt, m, exe, w, args):
+    """The first configuration's timeline (Chrome trace JSON): every replica's
+    cores, the links, and each request's span from arrival to end."""
+    from . import profile
+    events, dropped = rt._rt.stop_trace()
+    from .. import _infsim
+    chip_cfg = _infsim.config(rt.config)
+    per_chip = int(chip_cfg["cores"])
+    placements = {}
+    for g in m.groups:
+        for i in range(exe.num_cores):
+            placements[divmod(g + i, per_chip)] = (exe, i)
+    trace = profile.chrome_trace(events, dropped, placements, 1e9 / float(chip_cfg["tensor_clock_mhz"]), per_chip,
+                                 w["results"])
+    trace["otherData"]["instance"] = rt.instance
+    profile.write(args.profile, trace)
+    args.profile_written = True
 
 
 def read_trace(path):
@@ -253,6 +277,8 @@ def add_parser(sub):
     b.add_argument("--seed", type=int, default=0, help="seeds the Poisson arrivals and the random inputs")
     b.add_argument("--timeout", type=float, default=1.0, help="request timeout, simulated seconds")
     b.add_argument("--timing-only", action="store_true", help="cycles and counters only, values not computed")
+    b.add_argument("--profile", help="write the first configuration's timeline as Chrome trace-event JSON")
+    b.add_argument("--profile-limit", type=int, default=1000000, help="events kept in the trace at most")
     b.add_argument("--json", help="write the rows (a list) as JSON")
     b.add_argument("--csv", help="write the rows as CSV")
     b.add_argument("--requests-csv", help="one row per request: queue, host link in, device, host link out")
@@ -261,6 +287,7 @@ def add_parser(sub):
 
 
 def _checked(a):
+    a.profile_written = False
     if a.pipeline_sizes not in ("1", None):
         raise runtime.RunError("--pipeline-sizes other than 1 needs pipelined compilation (not implemented yet)")
     if a.rate and a.trace:
