@@ -7,6 +7,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <string>
 #include <vector>
 
 namespace infsim::traces {
@@ -41,10 +43,26 @@ class Recorder {
   uint64_t dropped() const { return dropped_; }
   uint64_t limit() const { return limit_; }
 
+  // Counter tracks: amounts (bytes) added up in bins of bin_fs, per named
+  // track ("chip0.dram.channel0"); kept whatever the event limit.
+  static constexpr uint64_t kBinFs = 1'000'000'000;  // 1 us
+  uint32_t track(const std::string& name) {
+    for (uint32_t i = 0; i < tracks_.size(); ++i)
+      if (tracks_[i] == name) return i;
+    tracks_.push_back(name);
+    bins_.emplace_back();
+    return static_cast<uint32_t>(tracks_.size() - 1);
+  }
+  void add(uint32_t track, uint64_t time_fs, uint64_t amount) { bins_[track][time_fs / kBinFs] += amount; }
+  const std::vector<std::string>& tracks() const { return tracks_; }
+  const std::vector<std::map<uint64_t, uint64_t>>& bins() const { return bins_; }
+
  private:
   uint64_t limit_;
   std::vector<Event> events_;
   uint64_t dropped_ = 0;
+  std::vector<std::string> tracks_;
+  std::vector<std::map<uint64_t, uint64_t>> bins_;  // per track: bin -> amount
 };
 
 }  // namespace infsim::traces

@@ -63,11 +63,11 @@ def cmd_run(a):
     stats["timing_only"] = a.timing_only
     if rt is not None:
         from .tools import profile
-        events, dropped = rt.stop_trace()
+        events, dropped, tracks, bin_fs = rt.stop_trace()
         cfg = _infsim.config(config)
         period_fs = 1e9 / float(cfg["tensor_clock_mhz"])
         trace = profile.chrome_trace(events, dropped, {(0, c): (exe, c) for c in range(exe.num_cores)}, period_fs,
-                                     int(cfg["cores"]))
+                                     int(cfg["cores"]), tracks=tracks, bin_fs=bin_fs)
         profile.write(a.profile, trace)
         if getattr(a, "summary", False):
             s = profile.summary(trace, stats, config)

@@ -529,14 +529,14 @@ PYBIND11_MODULE(_infsim, m) {
       .def(
           "stop_trace",
           [](sim::Runtime& r) {
-            std::pair<std::vector<traces::Event>, uint64_t> t;
+            std::unique_ptr<traces::Recorder> rec;
             {
               py::gil_scoped_release release;
-              t = r.stop_trace();
+              rec = r.stop_trace();
             }
             py::list l;
             auto end = [](uint32_t e) { return e == traces::kHostEnd ? std::string("host") : fmt::format("chip{}", e); };
-            for (const auto& e : t.first) {
+            for (const auto& e : rec->events()) {
               if (e.kind == traces::EventKind::link_transfer)
                 l.append(py::make_tuple(e.start_fs, e.end_fs, end(e.chip), end(e.core), "link", e.bytes, "link_transfer"));
               else
@@ -544,10 +544,17 @@ PYBIND11_MODULE(_infsim, m) {
                                         isa::to_string(static_cast<isa::Engine>(e.engine)), e.pc,
                                         e.kind == traces::EventKind::instruction ? "instruction" : "semaphore_wait"));
             }
-            return py::make_tuple(l, t.second);
+            py::dict tracks;  // name -> [(bin start fs, amount)]
+            for (size_t i = 0; i < rec->tracks().size(); ++i) {
+              py::list bins;
+              for (const auto& [bin, amount] : rec->bins()[i]) bins.append(py::make_tuple(bin * rec->kBinFs, amount));
+              tracks[py::str(rec->tracks()[i])] = bins;
+            }
+            return py::make_tuple(l, rec->dropped(), tracks, traces::Recorder::kBinFs);
           },
-          "Stops recording; returns ([(start_fs, end_fs, chip, core, engine, pc, kind)], events dropped); a link "
-          "transfer is (start_fs, end_fs, from, to, \"link\", bytes, \"link_transfer\").")
+          "Stops recording; returns ([(start_fs, end_fs, chip, core, engine, pc, kind)], events dropped, "
+          "{counter track: [(bin start fs, bytes)]}, bin width fs); a link transfer is (start_fs, end_fs, from, to, "
+          "\"link\", bytes, \"link_transfer\").")
       .def("used_cores",
            [](sim::Runtime& r) {
              py::gil_scoped_release release;

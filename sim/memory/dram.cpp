@@ -97,6 +97,13 @@ void Dram::reset() {
   restart_timing();
 }
 
+void Dram::set_recorder(traces::Recorder* r, const std::string& prefix) {
+  recorder_ = r;
+  tracks_.clear();
+  if (r)
+    for (uint32_t c = 0; c < channels_.size(); ++c) tracks_.push_back(r->track(fmt::format("{}.channel{}", prefix, c)));
+}
+
 void Dram::clear(uint64_t addr, uint64_t n) {
   for (auto it = pages_.begin(); it != pages_.end();) {
     const uint64_t lo = it->first * kPageBytes, hi = lo + kPageBytes;
@@ -177,6 +184,7 @@ void Dram::b_transport(int, tlm::tlm_generic_payload& trans, sc_time& delay) {
     done = std::max(done, channels_[ch].access_run(arrival, offset, bursts, write));
     const uint64_t next = b + bursts * burst_bytes_;
     *(write ? counters_[ch].write_bytes : counters_[ch].read_bytes) += std::min(next, end) - std::max(b, addr);
+    if (recorder_) recorder_->add(tracks_[ch], arrive.value(), std::min(next, end) - std::max(b, addr));
     b = next;
   }
   // The counters add what the channels counted since the last look (the

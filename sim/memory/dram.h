@@ -17,6 +17,7 @@
 #include "sim/config.h"
 #include "sim/counters.h"
 #include "sim/memory/dram_timing.h"
+#include "traces/recorder.h"
 
 namespace infsim::sim {
 
@@ -51,6 +52,9 @@ class Dram : public sc_core::sc_module {
   // starts a core of an idle device, so a run's DRAM timing is measured from
   // its start.
   void restart_timing();
+  // Trace recording of each channel's bytes over time (null: off), as the
+  // counter tracks "<prefix>.channelC".
+  void set_recorder(traces::Recorder* r, const std::string& prefix);
 
  private:
   static constexpr uint64_t kPageBytes = 1u << 20;
@@ -76,7 +80,9 @@ class Dram : public sc_core::sc_module {
         *precharges, *refreshes;
   };
   std::vector<ChannelCounters> counters_;
-  std::vector<DramChannelStats> seen_;  // each channel's statistics when the counters last took them
+  std::vector<DramChannelStats> seen_;
+  traces::Recorder* recorder_ = nullptr;
+  std::vector<uint32_t> tracks_;  // per channel  // each channel's statistics when the counters last took them
 };
 
 }  // namespace infsim::sim

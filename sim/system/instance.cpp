@@ -97,6 +97,7 @@ Link* Instance::chip_link(uint32_t a, uint32_t b) {
 void Instance::set_recorder(traces::Recorder* r) {
   for (uint32_t c = 0; c < num_chips(); ++c) {
     for (uint32_t k = 0; k < chips_[c]->num_cores(); ++k) chips_[c]->core(k).set_recorder(r, c);
+    chips_[c]->dram().set_recorder(r, fmt::format("chip{}.dram", c));
     host_links_[c]->set_recorder(r, traces::kHostEnd, c);
   }
   for (auto& [ends, link] : chip_links_) link->set_recorder(r, ends.first, ends.second);

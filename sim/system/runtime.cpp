@@ -876,14 +876,12 @@ void Runtime::start_trace(uint64_t limit) {
   });
 }
 
-std::pair<std::vector<traces::Event>, uint64_t> Runtime::stop_trace() {
-  return call([this] {
+std::unique_ptr<traces::Recorder> Runtime::stop_trace() {
+  auto* r = call([this] {
     host_->inst().set_recorder(nullptr);
-    if (!host_->recorder) return std::pair<std::vector<traces::Event>, uint64_t>{};
-    auto out = std::make_pair(host_->recorder->events(), host_->recorder->dropped());
-    host_->recorder.reset();
-    return out;
+    return host_->recorder.release();
   });
+  return std::unique_ptr<traces::Recorder>(r ? r : new traces::Recorder(0));
 }
 
 std::vector<uint32_t> Runtime::used_cores() {

@@ -169,7 +169,7 @@ class Runtime {
   // Trace recording (traces/recorder.h) on every core, keeping at most `limit`
   // events; stop_trace returns them with the count of those dropped.
   void start_trace(uint64_t limit);
-  std::pair<std::vector<traces::Event>, uint64_t> stop_trace();
+  std::unique_ptr<traces::Recorder> stop_trace();
 
  private:
   Runtime(const InstanceConfig& icfg, const ChipConfig& ccfg);

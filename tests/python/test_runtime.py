@@ -244,7 +244,8 @@ def test_bench_rows_follow_neuronperf(tmp_path, run_cli):
                 "--timing-only", "--json", out, "--requests-csv", tmp_path / "q.csv", "--profile", tmp_path / "p.json")
     trace = json.loads((tmp_path / "p.json").read_text())["traceEvents"]  # the first configuration: 1 replica
     assert sum(e["ph"] == "b" for e in trace) == 41 == sum(e["ph"] == "e" for e in trace)  # 40 + 1 warm-up
-    assert {e["args"]["name"] for e in trace if e.get("name") == "process_name"} == {"chip0.core0", "links", "host"}
+    assert {e["args"]["name"] for e in trace if e.get("name") == "process_name"} == \
+        {"chip0.core0", "links", "host", "chip0.dram"}
     rows = json.loads(out.read_text())
     assert [r["n_models"] for r in rows] == [1, 4]
     for r in rows:
@@ -382,7 +383,7 @@ def test_run_profile_trace_matches_the_stats(tmp_path, run_cli, exes):
     stats = json.loads((tmp_path / "s.json").read_text())
     trace = json.loads((tmp_path / "t.json").read_text())
     names = {e["args"]["name"] for e in trace["traceEvents"] if e["ph"] == "M" and e["name"] == "process_name"}
-    assert names == {"chip0.core0", "links"}
+    assert names == {"chip0.core0", "links", "chip0.dram"}
     threads = {e["tid"]: e["args"]["name"] for e in trace["traceEvents"] if e["name"] == "thread_name" and e["pid"] == 0}
     threads_all = {(e["pid"], e["tid"]): e["args"]["name"] for e in trace["traceEvents"] if e["name"] == "thread_name"}
     slices = [e for e in trace["traceEvents"] if e["ph"] == "X" and e["cat"] == "instruction"]
@@ -402,6 +403,10 @@ def test_run_profile_trace_matches_the_stats(tmp_path, run_cli, exes):
             moved[threads_all[(e["pid"], e["tid"])]] = moved.get(threads_all[(e["pid"], e["tid"])], 0) + e["args"]["bytes"]
     assert moved == {"link.host-chip0": stats["counters"]["link"]["host-chip0"]["bytes"],
                      "link.chip0-host": stats["counters"]["link"]["chip0-host"]["bytes"]}
+    # The DRAM counter track: 1 us bins whose bytes add up to the channel's counters.
+    bins = [e for e in trace["traceEvents"] if e["ph"] == "C" and e["name"] == "channel0 GB/s"]
+    channel = stats["counters"]["chip0"]["dram"]["channel0"]
+    assert sum(e["args"]["GB/s"] * 1e3 for e in bins) == pytest.approx(channel["read_bytes"] + channel["write_bytes"])
     run_cli("run", tmp_path / "m.infx", "--inputs", tmp_path / "in.npz", "--outputs", tmp_path / "o.npz",
             "--profile", tmp_path / "t2.json", "--profile-limit", "10")
     small = json.loads((tmp_path / "t2.json").read_text())

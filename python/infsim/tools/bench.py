@@ -147,7 +147,7 @@ def write_profile(rt, m, exe, w, args):
     """The first configuration's timeline (Chrome trace JSON): every replica's
     cores, the links, and each request's span from arrival to end."""
     from . import profile
-    events, dropped = rt._rt.stop_trace()
+    events, dropped, tracks, bin_fs = rt._rt.stop_trace()
     from .. import _infsim
     chip_cfg = _infsim.config(rt.config)
     per_chip = int(chip_cfg["cores"])
@@ -156,7 +156,7 @@ def write_profile(rt, m, exe, w, args):
         for i in range(exe.num_cores):
             placements[divmod(g + i, per_chip)] = (exe, i)
     trace = profile.chrome_trace(events, dropped, placements, 1e9 / float(chip_cfg["tensor_clock_mhz"]), per_chip,
-                                 w["results"])
+                                 w["results"], tracks, bin_fs)
     trace["otherData"]["instance"] = rt.instance
     profile.write(args.profile, trace)
     args.profile_written = True

@@ -3,7 +3,8 @@ written as Chrome trace-event JSON ({"traceEvents": [...]}), which the
 Perfetto UI and chrome://tracing open.
 
 Processes are cores ("chip0.core0", pid = global core number), threads are
-engines ("tensor", "vector", "scalar", "dma0", ...). A process "links" has a
+engines ("tensor", "vector", "scalar", "dma0", ...). A process "chipN.dram" has a counter
+track per DRAM channel (GB/s in 1 us bins). A process "links" has a
 thread per link direction ("link.host-chip0", "link.chip0-chip1") with a
 "transfer" slice per transfer (args: bytes). Every instruction is an
 "X" slice named by its opcode, with args: instruction index, source ONNX
@@ -26,9 +27,10 @@ def engine_tid(name):
     return order.index(name) if name in order else 3 + int(name[3:])
 
 
-def chrome_trace(events, dropped, placements, period_fs, cores_per_chip, records=()):
+def chrome_trace(events, dropped, placements, period_fs, cores_per_chip, records=(), tracks=None, bin_fs=None):
     """events: stop_trace()'s tuples; placements: {(chip, core): (executable,
-    image core)} for naming instructions; period_fs: the core clock period."""
+    image core)} for naming instructions; period_fs: the core clock period;
+    tracks, bin_fs: stop_trace()'s counter tracks (DRAM bytes per bin)."""
     code = {}  # (chip, core, engine) -> (opcode per pc, source op per pc)
     for (chip, core), (exe, image_core) in placements.items():
         for c, engine, lines, ops in exe.streams:
@@ -68,6 +70,20 @@ def chrome_trace(events, dropped, placements, period_fs, cores_per_chip, records
         else:
             ev.update(name="semaphore wait", cat="wait")
         out.append(ev)
+    for name, bins in sorted((tracks or {}).items()):
+        # "chip0.dram.channel0": a counter per channel on the chip's "chip0.dram" process, in GB/s.
+        owner, _, series = name.rpartition(".")
+        pid = -10 - int(owner.split(".")[0][4:])
+        if pid not in seen:
+            seen.add(pid)
+            out.append({"ph": "M", "name": "process_name", "pid": pid, "args": {"name": owner}})
+        seconds = bin_fs * 1e-15
+        for i, (start, amount) in enumerate(bins):
+            out.append({"ph": "C", "pid": pid, "name": f"{series} GB/s", "ts": start / 1e9,
+                        "args": {"GB/s": amount / seconds / 1e9}})
+            if i + 1 == len(bins) or bins[i + 1][0] != start + bin_fs:  # idle until the next bin
+                out.append({"ph": "C", "pid": pid, "name": f"{series} GB/s", "ts": (start + bin_fs) / 1e9,
+                            "args": {"GB/s": 0.0}})
     host = -1
     if records:
         out.append({"ph": "M", "name": "process_name", "pid": host, "args": {"name": "host"}})
