@@ -228,8 +228,9 @@ def build_parser():
     i.add_argument("--instance", help="with --instance-params: an instance type or file")
     i.set_defaults(fn=cmd_info)
 
-    from .tools import bench
+    from .tools import bench, monitor
     bench.add_parser(sub)
+    monitor.add_parser(sub)
 
     ac = sub.add_parser("accuracy", help="reference models vs PyTorch FP32: errors and cosine per model and dtype")
     ac.add_argument("--models", help="comma-separated (default: all)")

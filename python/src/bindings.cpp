@@ -476,8 +476,9 @@ PYBIND11_MODULE(_infsim, m) {
           "Submits several requests that arrive at the same simulated time; returns their Futures.")
       .def(
           "run_workload",
-          [](sim::Runtime& r, const py::list& loads) {
+          [](sim::Runtime& r, const py::list& loads, double sample_period_s) {
             sim::Workload w;
+            w.sample_period_s = sample_period_s;
             for (const auto& item : loads) {
               const py::dict d = item.cast<py::dict>();
               sim::Load l;
@@ -503,9 +504,12 @@ PYBIND11_MODULE(_infsim, m) {
             py::list results;
             for (const auto& q : done.results) results.append(request_dict(q));
             out["results"] = results;
+            py::list samples;
+            for (const auto& [t, values] : done.samples) samples.append(py::make_tuple(t, values));
+            out["samples"] = samples;
             return out;
           },
-          py::arg("loads"),
+          py::arg("loads"), py::arg("sample_period_s") = 0.0,
           "Runs load generators in simulated time: a list of {model, inputs, workers | rate | trace, requests | "
           "duration_s, seed, keep_outputs}. Returns {start_s, end_s, results}.")
       .def(

@@ -765,10 +765,14 @@ Workload Runtime::run_workload(Workload w) {
       Workload w;
       std::shared_ptr<std::promise<Workload>> p;
       uint64_t active = 0;  // generators running plus requests outstanding
+      bool finished = false;
       std::vector<uint64_t> issued;
       std::vector<std::shared_ptr<const Tensors>> inputs;
       void release() {
-        if (--active == 0) p->set_value(std::move(w));
+        if (--active == 0) {
+          finished = true;
+          p->set_value(std::move(w));
+        }
       }
     };
     auto s = std::make_shared<State>();
@@ -801,6 +805,18 @@ Workload Runtime::run_workload(Workload w) {
       if (l.duration_s > 0 && sc_core::sc_time_stamp() - start >= sc_time(l.duration_s, sc_core::SC_SEC)) return false;
       return l.requests || l.duration_s > 0;
     };
+    if (s->w.sample_period_s > 0)
+      // The monitor's sampler: every counter, each period, until the load is done.
+      sc_core::sc_spawn([s, host] {
+        const sc_time period(s->w.sample_period_s, sc_core::SC_SEC);
+        for (;;) {
+          sc_core::wait(period);
+          if (s->finished) break;
+          std::vector<uint64_t> values;
+          for (const auto& c : host->counters()) values.push_back(c.value);
+          s->w.samples.emplace_back(seconds(sc_core::sc_time_stamp()), std::move(values));
+        }
+      });
     ++s->active;  // the set-up itself, released below
     for (size_t li = 0; li < s->w.loads.size(); ++li) {
       const Load& l = s->w.loads[li];

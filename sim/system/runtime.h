@@ -110,9 +110,11 @@ struct Load {
 
 struct Workload {
   std::vector<Load> loads;      // run at once
+  double sample_period_s = 0;   // > 0: every counter's value is read each period (monitor)
   double start_s = 0;           // the simulated time the workload started
   double end_s = 0;             // the last request's end
   std::vector<RequestResult> results;
+  std::vector<std::pair<double, std::vector<uint64_t>>> samples;  // (time, counter values in counters() order)
 };
 
 struct CounterValue {

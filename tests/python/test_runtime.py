@@ -430,3 +430,23 @@ def test_profile_summary_follows_neuron_profile(tmp_path, run_cli, exes):
     assert 0 < s["dma_active_time_percent"] <= 100 and 0 < s["mfu_estimated_percent"] < 100
     assert s["top_ops"] and all(r["bound"] in ("tensor", "vector", "scalar", "DMA/DRAM", "waiting") for r in s["top_ops"])
     assert all(r["time_us"] <= s["total_time"] * 1e6 + 1e-6 for r in s["top_ops"])
+
+
+def test_monitor_writes_neuron_monitor_periods(tmp_path, run_cli):
+    out = tmp_path / "m.jsonl"
+    run_cli("monitor", "mlp", "--n-models", "2", "--workers-per-model", "2", "--requests", "120", "--timing-only",
+            "--period", "0.001", "-o", out)
+    lines = [json.loads(ln) for ln in out.read_text().splitlines()]
+    periods, final = lines[:-1], lines[-1]
+    assert final["cumulative"] and len(periods) >= 3
+    stats = lambda o: o["neuron_runtime_data"][0]["report"]["execution_stats"]  # noqa: E731
+    assert stats(final)["execution_summary"]["completed"] == 120
+    assert sum(stats(p)["execution_summary"]["completed"] for p in periods) == 120
+    for p in periods:
+        cores = p["neuron_runtime_data"][0]["report"]["neuroncore_counters"]["neuroncores_in_use"]
+        assert set(cores) <= {"0", "1"} and all(0 < c["neuroncore_utilization"] <= 100 for c in cores.values())
+        lat = stats(p)["latency_stats"]["total_latency"]
+        assert lat["p0"] is None or lat["p0"] <= lat["p50"] <= lat["p100"]
+    assert final["neuron_hardware_info"] == {"neuron_device_count": 1, "neuroncore_per_device_count": 4, "error": ""}
+    used = final["neuron_runtime_data"][0]["report"]["memory_used"]["neuron_runtime_used_bytes"]["neuron_device"]
+    assert used > 0

@@ -312,10 +312,12 @@ class Runtime:
         mid = self._rt.load(exe, groups, name, timing_only, timeout_s, queue_depth, batch, max_delay_s or 0.0)
         return LoadedModel(self, exe, mid, name, groups, timing_only, batch)
 
-    def run_workload(self, loads) -> dict:
+    def run_workload(self, loads, sample_period_s=0.0) -> dict:
         """Runs load generators in simulated time. Each load: {model:
         LoadedModel, inputs: numpy dict, workers: N | rate: R | trace:
-        [arrival s], requests: N | duration_s: S, seed, keep_outputs}."""
+        [arrival s], requests: N | duration_s: S, seed, keep_outputs}.
+        sample_period_s > 0: also every counter's value each period, as
+        "samples": [(time s, [values in counter_list() order])]."""
         spec = []
         for l in loads:
             d = dict(l)
@@ -323,7 +325,7 @@ class Runtime:
             d["model"] = m.id
             d["inputs"] = m.raw_inputs(d["inputs"])
             spec.append(d)
-        return self._rt.run_workload(spec)
+        return self._rt.run_workload(spec, sample_period_s)
 
     def counter_list(self):
         return self._rt.counters()
