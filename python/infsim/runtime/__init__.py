@@ -14,5 +14,5 @@ host op library when they first run), so `infsim run` starts quickly.
 from .executables import NUMPY_OF, RunError, load, metadata, to_bytes, unpack  # noqa: F401
 from .solo import run, run_raw  # noqa: F401
 from .stats import combine_stats, derived_figures, make_stats  # noqa: F401
-from .serving import (STATUSES, Future, LoadedModel, RequestError, Runtime, instance_config,  # noqa: F401
+from .serving import (STATUSES, Future, LoadedModel, cores_needed, RequestError, Runtime, instance_config,  # noqa: F401
                       instances, parse_cores, visible_cores)

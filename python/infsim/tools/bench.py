@@ -20,6 +20,7 @@ and one row is written with neuronperf's columns. Definitions
 import csv
 import json
 import os
+import sys
 import time
 
 import numpy as np
@@ -220,24 +221,31 @@ def main(args):
     cores = runtime.visible_cores(rt.num_cores, args.cores)
     rows, request_rows = [], []
     name = os.path.basename(args.model)
+    configs = []
     for batch, exe in executables(args.model, int_list(args.batch_sizes) if args.batch_sizes else None,
                                   args.target or args.config or "inf1", args.dtype):
-        most = len(cores) // exe.num_cores
+        need = runtime.cores_needed(exe)
+        most = len(cores) // need
         for n in int_list(args.n_models) if args.n_models else sorted({1, most}):
             if n > most:
-                raise runtime.RunError(f"NRT_LOAD_NOT_ENOUGH_NC: {n} replicas of {exe.num_cores} core(s) asked for, "
+                raise runtime.RunError(f"NRT_LOAD_NOT_ENOUGH_NC: {n} replicas of {need} core(s) asked for, "
                                        f"{len(cores)} cores visible on {rt.instance}")
-            for w in int_list(args.workers_per_model):
-                row, counted = run_config(rt, exe, batch, n, w, args, name)
-                rows.append(row)
-                for r in counted:
-                    request_rows.append({"config": len(rows) - 1, "id": r["id"], "replica": r["replica"],
-                                         "status": r["status"], "arrival_s": r["arrival_s"],
-                                         "queue_ms": (r["start_s"] - r["arrival_s"]) * 1e3,
-                                         "host_link_in_ms": (r["input_done_s"] - r["start_s"]) * 1e3,
-                                         "device_ms": (r["device_done_s"] - r["input_done_s"]) * 1e3,
-                                         "host_link_out_ms": (r["end_s"] - r["device_done_s"]) * 1e3,
-                                         "latency_ms": (r["end_s"] - r["arrival_s"]) * 1e3})
+            configs += [(batch, exe, n, w) for w in int_list(args.workers_per_model)]
+    from tqdm import tqdm
+    with tqdm(total=len(configs), desc="bench", unit="config", disable=not sys.stderr.isatty(), leave=False) as bar:
+        for batch, exe, n, w in configs:
+            bar.set_postfix(batch=batch, n_models=n, workers=w)
+            row, counted = run_config(rt, exe, batch, n, w, args, name)
+            bar.update()
+            rows.append(row)
+            for r in counted:
+                request_rows.append({"config": len(rows) - 1, "id": r["id"], "replica": r["replica"],
+                                     "status": r["status"], "arrival_s": r["arrival_s"],
+                                     "queue_ms": (r["start_s"] - r["arrival_s"]) * 1e3,
+                                     "host_link_in_ms": (r["input_done_s"] - r["start_s"]) * 1e3,
+                                     "device_ms": (r["device_done_s"] - r["input_done_s"]) * 1e3,
+                                     "host_link_out_ms": (r["end_s"] - r["device_done_s"]) * 1e3,
+                                     "latency_ms": (r["end_s"] - r["arrival_s"]) * 1e3})
     print_table(rows)
     if args.json:
         with open(args.json, "w") as f:
