@@ -22,12 +22,12 @@ import time
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path[:0] = [os.path.join(ROOT, "python"), ROOT]
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import models  # noqa: E402
 from infsim import runtime  # noqa: E402
 from infsim.tools.bench import bench_inputs, executables, summarise  # noqa: E402
+from mlp_bench import median_time  # noqa: E402  (this directory is on sys.path when run as a script)
 
 
 def main():
@@ -48,14 +48,9 @@ def main():
     torch.set_num_threads(1)
     net = models.build("resnet50")
     x = models.example_inputs("resnet50", batch=1)
-    times = []
     with torch.no_grad():
-        net(*x)
-        for _ in range(5):
-            t = time.perf_counter()
-            net(*x)
-            times.append(time.perf_counter() - t)
-    torch_ms = float(np.median(times)) * 1e3
+        net(*x)  # warm-up
+        torch_ms = median_time(lambda: net(*x), 5) * 1e3
     report = {"requests": a.requests, "wall_s": wall, "requests_per_wall_s": (a.requests + warmup) / wall,
               "wall_ms_per_request": wall / (a.requests + warmup) * 1e3,
               "throughput_avg": len(done) * batch / span, "torch_cpu_ms": torch_ms,

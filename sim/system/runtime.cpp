@@ -79,8 +79,7 @@ struct Replica {
 struct Model {
   int32_t id;
   LoadOptions opt;
-  std::shared_ptr<const BundleSpec> spec;  // one device step for a plain executable
-  bool bundle = false;                     // values pass through spec->device_inputs / host
+  std::shared_ptr<const BundleSpec> spec;  // a plain executable: one device step, no callbacks
   std::vector<uint32_t> core_offset;       // per step: its first core in the group (device steps)
   std::vector<Replica> replicas;
   std::map<std::pair<uint32_t, size_t>, uint32_t> handle;  // (chip, step) -> image handle
@@ -111,7 +110,7 @@ class Host : public sc_core::sc_module {
   uint64_t next_request = 1;
   std::unique_ptr<traces::Recorder> recorder;  // while a trace is being recorded
 
-  int32_t load(std::shared_ptr<const BundleSpec> spec, bool bundle, const LoadOptions& opt, int32_t id) {
+  int32_t load(std::shared_ptr<const BundleSpec> spec, const LoadOptions& opt, int32_t id) {
     const ChipConfig& cc = inst_.chip_config();
     auto m = std::make_unique<Model>();
     uint32_t n = 0;  // cores per group
@@ -140,7 +139,6 @@ class Host : public sc_core::sc_module {
     m->id = id;
     m->opt = opt;
     m->spec = spec;
-    m->bundle = bundle;
     const uint64_t slice = cc.dram_slice_bytes();
     for (const auto& r : m->replicas)
       for (size_t s = 0; s < spec->steps.size(); ++s) {
@@ -308,7 +306,8 @@ class Host : public sc_core::sc_module {
             for (auto& [k, v] : out) values[k] = std::move(v);
             continue;
           }
-          Tensors in = m.bundle ? m.spec->device_inputs(s, values) : values;
+          // A plain executable's request carries its inputs as they are; a bundle converts values per step.
+          Tensors in = m.spec->device_inputs ? m.spec->device_inputs(s, values) : values;
           Tensors out;
           st = run_device(m, rep, s, in, arrival, *q, first_device, out, msg);
           first_device = false;
@@ -661,16 +660,16 @@ int32_t Runtime::load(const isa::Executable& exe, const LoadOptions& opt) {
     else
       spec->outputs.push_back(t.name);
   }
-  return add(std::move(spec), false, opt);
+  return add(std::move(spec), opt);
 }
 
 int32_t Runtime::load_bundle(BundleSpec spec, const LoadOptions& opt) {
   if (!spec.host || !spec.device_inputs) throw RunError("a bundle needs its host and device_inputs callbacks");
   if (opt.batch != 1) throw RunError("server-side batching of bundles is not supported");
-  return add(std::make_shared<BundleSpec>(std::move(spec)), true, opt);
+  return add(std::make_shared<BundleSpec>(std::move(spec)), opt);
 }
 
-int32_t Runtime::add(std::shared_ptr<const BundleSpec> spec, bool bundle, const LoadOptions& opt) {
+int32_t Runtime::add(std::shared_ptr<const BundleSpec> spec, const LoadOptions& opt) {
   int32_t id;
   {
     std::lock_guard<std::mutex> g(mu_);
@@ -678,7 +677,7 @@ int32_t Runtime::add(std::shared_ptr<const BundleSpec> spec, bool bundle, const 
     specs_[id] = spec;
     alias_[id] = id;
   }
-  call([&] { return host_->load(spec, bundle, opt, id); });
+  call([&] { return host_->load(spec, opt, id); });
   return id;
 }
 

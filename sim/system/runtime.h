@@ -180,7 +180,7 @@ class Runtime {
   template <typename F>
   auto call(F f) -> decltype(f());
   void post(std::function<void()> task);
-  int32_t add(std::shared_ptr<const BundleSpec> spec, bool bundle, const LoadOptions& opt);
+  int32_t add(std::shared_ptr<const BundleSpec> spec, const LoadOptions& opt);
   // Checks one request's inputs; the request to enqueue, or null when it was answered at once.
   std::unique_ptr<Request> prepare(int32_t id, Tensors inputs, bool keep_outputs,
                                           std::shared_future<RequestResult>& fut, int32_t& target);

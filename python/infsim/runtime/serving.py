@@ -212,15 +212,10 @@ class BundleModel(LoadedModel):
         inputs = {n: int(np.prod(s, dtype=np.int64)) * np.dtype(d).itemsize for n, (s, d) in bundle.inputs.items()}
         mid = runtime._rt.load_bundle(steps, inputs, list(bundle.outputs), self._host, self._device_inputs, groups,
                                       name, timing_only, timeout_s, queue_depth)
-        self.runtime = runtime
-        self.executable = bundle
-        self.id = mid
-        self.name = name
-        self.groups = groups
-        self.timing_only = timing_only
+        super().__init__(runtime, bundle, mid, name, groups, timing_only)
+        # Tensors as the host sees them: the bundle's declared numpy dtypes.
         self.specs = {n: {"dtype": None, "shape": s, "numpy": np.dtype(d)} for n, (s, d) in bundle.outputs.items()}
         self.inputs = {n: {"shape": s, "numpy": np.dtype(d)} for n, (s, d) in bundle.inputs.items()}
-        self.loaded = True
 
     def _decode(self, name, data):
         dtype, shape = self.kinds[name]
