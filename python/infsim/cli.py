@@ -70,7 +70,7 @@ def cmd_run(a):
                                      int(cfg["cores"]), tracks=tracks, bin_fs=bin_fs)
         profile.write(a.profile, trace)
         if getattr(a, "summary", False):
-            s = profile.summary(trace, stats, config)
+            s = profile.summary(trace, stats)
             profile.print_summary(s)
             if a.summary_json:
                 with open(a.summary_json, "w") as f:

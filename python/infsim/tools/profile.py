@@ -100,11 +100,9 @@ def write(path, trace):
         json.dump(trace, f)
 
 
-def summary(trace, stats, config) -> dict:
+def summary(trace, stats) -> dict:
     """neuron-profile's summary of one run: totals from the counters, times
     from the trace's slices (docs/user-guide.md, infsim profile)."""
-    from .. import _infsim
-    cfg = _infsim.config(config)
     seconds = stats["simulated_seconds"]
     cycles = stats["total_cycles"]
     chips = {k: v for k, v in stats["counters"].items() if k.startswith("chip")}
@@ -112,7 +110,6 @@ def summary(trace, stats, config) -> dict:
     out = {"total_time": seconds, "total_cycles": cycles,
            "dram_read_bytes": sum(c["read_bytes"] for c in dram),
            "dram_write_bytes": sum(c["write_bytes"] for c in dram)}
-    peak_macs = int(cfg["array_rows"]) * int(cfg["array_cols"]) * float(cfg["tensor_clock_mhz"]) * 1e6
     slices = [e for e in trace["traceEvents"] if e["ph"] == "X" and e["cat"] in ("instruction", "wait")]
     names = {(e["pid"], e["tid"]): e["args"]["name"] for e in trace["traceEvents"] if e.get("name") == "thread_name"}
     used = sorted({e["pid"] for e in slices})
@@ -122,9 +119,11 @@ def summary(trace, stats, config) -> dict:
             if core_name.startswith("core"):
                 cores[f"{chip_name}.{core_name}"] = engines
     pid_names = {e["pid"]: e["args"]["name"] for e in trace["traceEvents"] if e.get("name") == "process_name"}
-    busy_cores = [cores[pid_names[p]] for p in used if p in pid_names and pid_names[p] in cores]
-    macs = sum(c["tensor"]["macs"] for c in busy_cores)
-    out["mfu_estimated_percent"] = 100 * macs / (peak_macs * seconds * max(1, len(busy_cores))) if seconds else 0.0
+    working = [pid_names[p] for p in used if p in pid_names and pid_names[p] in cores]
+    busy_cores = [cores[n] for n in working]
+    # The tensor engines' utilisation (stats' derived figures), averaged over the working cores.
+    utilization = [stats["derived"].get(f"{n}.tensor.utilization", 0.0) for n in working]
+    out["mfu_estimated_percent"] = 100 * sum(utilization) / max(1, len(utilization))
     # DMA active: the union of every DMA queue's instruction slices, over the run.
     active = _union([(e["ts"], e["ts"] + e["dur"]) for e in slices
                      if e["cat"] == "instruction" and names.get((e["pid"], e["tid"]), "").startswith("dma")])
