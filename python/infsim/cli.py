@@ -20,7 +20,8 @@ def cmd_compile(a):
     calibration = _load_npz(a.calibration) if a.calibration else None
     report = []
     exe = compile_model(a.model, target=a.target, dtype=a.dtype, batch=a.batch, autocast=a.auto_cast,
-                        fallback=a.fallback, calibration=calibration, report=report)
+                        fallback=a.fallback, calibration=calibration, report=report,
+                        resident_share=a.sbuf_resident_share)
     exe.save(a.output)
     meta = runtime.metadata(exe)
     on_host = [r for r in report if r[2] == "host"]
@@ -185,6 +186,8 @@ def build_parser():
                    help="host: ops the device cannot run execute on the CPU; none: they are an error")
     c.add_argument("--batch", type=int, help="fixes a dynamic batch dimension")
     c.add_argument("-v", "--verbose", action="store_true", help="list where every op runs")
+    c.add_argument("--sbuf-resident-share", type=float,
+                   help="fraction of SBUF for values kept on chip between layers (default 0.5; 0: all in DRAM)")
     c.add_argument("--pipeline-cores", type=int, default=1)
     c.set_defaults(fn=cmd_compile)
 

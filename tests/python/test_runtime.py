@@ -155,7 +155,9 @@ def test_two_models_at_once_give_their_solo_bits(rt, exes):
         outs = runtime.unpack(r["outputs"], {t["name"]: t for t in exe.tensors})
         for n, v in ref.items():
             np.testing.assert_array_equal(outs[n], v)
-        assert r["device_cycles"] >= st["total_cycles"]  # never faster than alone
+        # Never meaningfully faster than alone: the DRAM's open rows left by the request
+        # before may save a few cycles, contention only adds.
+        assert r["device_cycles"] >= 0.99 * st["total_cycles"]
         assert r["end_s"] - r["arrival_s"] >= st["simulated_seconds"]
 
 

@@ -18,7 +18,7 @@ FALLBACK = ("host", "none")
 
 
 def compile_model(model, target: str = "inf1", dtype: str = "bf16", batch=None, autocast: str = "all",
-                  fallback: str = "host", calibration=None, report=None):
+                  fallback: str = "host", calibration=None, report=None, resident_share=None):
     """Compiles an ONNX model (path or ModelProto).
 
     target:    "inf1", "inf2" or a chip configuration YAML file.
@@ -28,6 +28,8 @@ def compile_model(model, target: str = "inf1", dtype: str = "bf16", batch=None, 
                matmul/convolution operands and keeps everything else FP32.
     fallback:  "host" runs ops the device cannot on the CPU; "none" makes them an error.
     report:    a list that receives one (node, op, placement, reason) per node.
+    resident_share: fraction of SBUF kept for values resident between kernels
+               (default lower.RESIDENT_SHARE; 0 keeps every value in DRAM, for comparisons).
     Returns an `_infsim.Executable` when everything runs on the device, else
     an `infsim.bundle.Bundle`."""
     if dtype not in DTYPES:
@@ -43,6 +45,10 @@ def compile_model(model, target: str = "inf1", dtype: str = "bf16", batch=None, 
             if x.shape and x.shape[0] != batch:
                 raise CompileError(f"--batch {batch} but input '{x.name}' has a fixed batch of {x.shape[0]}")
     options = Options(dtype=dtype, autocast=autocast)
+    if resident_share is not None:
+        if not 0.0 <= resident_share < 1.0:
+            raise CompileError(f"resident share {resident_share} is not in [0, 1)")
+        options.resident_share = float(resident_share)
     if dtype == "int8":
         from .quantize import calibrate
         if calibration is None:

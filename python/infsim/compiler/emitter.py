@@ -27,6 +27,7 @@ import numpy as np
 from .. import _infsim
 from ..isa import AP, CoreProgram, OPCODES, dtype_size, onchip
 from .ir import CompileError
+from .residency import ResidentSpace
 
 ALIGN = 64  # bytes: DRAM placement granularity (a whole inf1 burst; two on inf2)
 LOAD_QUEUES = ("dma0", "dma1", "dma3")  # loads rotate over these
@@ -292,13 +293,16 @@ class Emitter:
     """One core's program under construction: instructions, DMA descriptors,
     constants, memory allocation and the dependencies between them."""
 
-    def __init__(self, target: Target, exe=None):
+    def __init__(self, target: Target, exe=None, resident_bytes: int = 0):
         self.t = target
         self.exe = exe if exe is not None else _infsim.Executable()
         self.source_ops: List[str] = ["<io>"]
         self.prog = CoreProgram(0, target.semaphores, self.source_ops)
         self.deps = DependencyTracker()
-        self.sbuf = SbufAllocator(target.sbuf_bytes)
+        # SBUF: kernels' working space below, the resident area (compiler/residency.py) above.
+        kernel_bytes = target.sbuf_bytes - align(resident_bytes)
+        self.sbuf = SbufAllocator(kernel_bytes)
+        self.resident = ResidentSpace(kernel_bytes, target.sbuf_bytes)
         self.dram = DramAllocator(target.dram_slice_bytes)
         self.source = 0
         self._psum_next = 0
@@ -346,11 +350,23 @@ class Emitter:
     def dma(self, src: dict, dst: dict, queue: Optional[str] = None) -> int:
         """One DMA transfer (endpoints from isa.dram / isa.onchip / DView.endpoint).
         Loads rotate over the load queues; anything writing DRAM goes to the store queue."""
-        if queue is None:
+        if queue is None:  # (a value resident in SBUF counts as DRAM here: its stores wait for compute too)
             queue = STORE_QUEUE if dst["loc"] == "dram" else self._load_queue()
         n_src = _elements(src)
         if n_src != _elements(dst):
             raise ValueError(f"DMA element counts differ: {src} -> {dst}")
+        if self.resident.is_virtual(src) or self.resident.is_virtual(dst):
+            s, d = self.resident.resolve(src), self.resident.resolve(dst)
+            if s is None or d is None:  # an access that is not rows of the buffer: pieces that are
+                pieces = self.resident.split(src, dst)
+                for ep in (src, dst):
+                    if self.resident.is_virtual(ep):
+                        self.resident.lookup(ep["address"]).fallback_dmas += len(pieces)
+                v = 0
+                for s, d in pieces:
+                    v = self.dma(s, d, queue)
+                return v
+            src, dst = s, d
         d = self.exe.add_dma(src, dst)
         reads = [] if (src["loc"] == "dram" and self.dram.is_const(src["address"])) else [endpoint_region(src)]
         return self._emit(queue, "dma_copy", {"desc": d, "count": 1}, reads, [endpoint_region(dst)])

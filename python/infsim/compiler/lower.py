@@ -18,6 +18,9 @@ import numpy as np
 
 from .emitter import Emitter, Target
 from .ir import CompileError, Graph, Node
+from .residency import RESIDENT_BASE
+from .schedule import FEATURE_MAP_OPS, Stage, plan_stages
+from ..isa import dtype_size
 from .views import DView
 
 
@@ -45,11 +48,15 @@ def is_float(dtype) -> bool:
     return np.issubdtype(np.dtype(dtype), np.floating)
 
 
+RESIDENT_SHARE = 0.5  # of SBUF per partition for resident values; kernels plan in the rest
+
+
 @dataclass
 class Options:
     dtype: str = "bf16"  # compute dtype of matmul/conv operands
     autocast: str = "all"  # "all": every float value stored in dtype; "matmul": only matmul/conv operands narrowed
     quant: Optional[dict] = None  # int8: value name -> calibrated amax (quantize.calibrate)
+    resident_share: float = RESIDENT_SHARE  # of SBUF kept for values resident between kernels (0: all in DRAM)
 
     @property
     def storage(self) -> str:
@@ -67,11 +74,20 @@ class Lowering:
     every value produced so far, constants placed, liveness."""
 
     def __init__(self, graph: Graph, target: Target, options: Options, seg_nodes: Sequence[Node],
-                 seg_inputs: Sequence[str], seg_outputs: Sequence[str]):
+                 seg_inputs: Sequence[str], seg_outputs: Sequence[str], in_dram: Sequence[str] = ()):
         self.g = graph
         self.t = target
         self.opt = options
-        self.em = Emitter(target)
+        self.em = Emitter(target, resident_bytes=int(target.sbuf_bytes * options.resident_share))
+        self.in_dram = set(in_dram)  # values never made resident (a previous lowering found them badly accessed)
+        self.current: Optional[Node] = None
+        # Micro-batching (compiler/schedule.py): the images [b0, b1) being lowered, the values the
+        # current stage touches, those it produces, and those of them used after it (whole batch).
+        self.micro: Optional[tuple] = None
+        self.stage_values: set = set()
+        self.inside: set = set()
+        self.crossing: set = set()
+        self.stages: List[Stage] = []
         self.views: Dict[str, DView] = {}
         self.buffer_of: Dict[str, int] = {}  # value -> buffer id (aliases share)
         self.buffers: Dict[int, tuple] = {}  # id -> (addr, bytes, live value count)
@@ -93,7 +109,10 @@ class Lowering:
     def shape(self, name) -> tuple:
         if name in self.g.constants:
             return tuple(self.g.constants[name].shape)
-        return tuple(self.g.values[name].shape)
+        s = tuple(self.g.values[name].shape)
+        if self.micro is not None and name in self.stage_values:  # one micro-batch of the stage
+            return (self.micro[1] - self.micro[0],) + s[1:]
+        return s
 
     def value_dtype(self, name) -> np.dtype:
         if name in self.g.constants:
@@ -117,6 +136,9 @@ class Lowering:
     def view(self, name, dtype: Optional[str] = None) -> DView:
         """The DRAM view of an input value (constants are placed on first use)."""
         if name in self.views:
+            if self.micro is not None and name in self.stage_values and \
+                    (name not in self.inside or name in self.crossing):
+                return self.views[name].slice(0, *self.micro)  # a whole-batch value: this micro-batch's slice
             return self.views[name]
         if name in self.g.constants:
             a = self.g.constants[name]
@@ -148,22 +170,52 @@ class Lowering:
     def new_output(self, name, shape=None) -> DView:
         """A fresh buffer for value `name`: contiguous, or laid out for the
         Transpose that consumes it (layout_hints)."""
+        if self.micro is not None and name in self.crossing:
+            # Produced by a micro-batched stage, used after it: one whole-batch buffer in
+            # DRAM, each micro-batch writing its slice.
+            if name not in self.views:
+                full = tuple(self.g.values[name].shape)
+                view, bid = self._alloc(full, self.storage_dtype(name), None)
+                self._attach(name, view, bid)
+            return self.views[name].slice(0, *self.micro)
         if shape is None and name in self.layout_hints:
             target, perm = self.layout_hints[name]
-            t, bid = self._alloc(self.shape(target), self.storage_dtype(target))
+            t, bid = self._alloc(self.shape(target), self.storage_dtype(target), name)
             view = t.permute([perm.index(i) for i in range(len(perm))])
         else:
-            view, bid = self._alloc(self.shape(name) if shape is None else shape, self.storage_dtype(name))
+            view, bid = self._alloc(self.shape(name) if shape is None else shape, self.storage_dtype(name), name)
         self._attach(name, view, bid)
         return view
 
-    def _alloc(self, shape, dtype):
+    def _alloc(self, shape, dtype, name=None):
+        """A buffer for value `name`: resident in SBUF when it may and fits, else in DRAM."""
         v = DView.contiguous(0, tuple(shape), dtype)
         nbytes = max(v.size * v.es, 1)
-        addr = self.em.dram.alloc(nbytes)
         self._next_buffer += 1
+        res = self._alloc_resident(v, name)
+        if res is not None:
+            self.buffers[self._next_buffer] = (res.addr, nbytes, 0)
+            return res, self._next_buffer
+        addr = self.em.dram.alloc(nbytes)
         self.buffers[self._next_buffer] = (addr, nbytes, 0)
         return DView(addr, v.shape, v.strides, dtype), self._next_buffer
+
+    def _alloc_resident(self, v: DView, name) -> Optional[DView]:
+        if name is None or name in self.outputs or name in self.in_dram or v.size == 0 or \
+                self.em.resident.hi == self.em.resident.lo:
+            return None
+        shape = v.shape
+        if len(shape) == 4 and self.current is not None and self.current.op in FEATURE_MAP_OPS:
+            N, C, H, W = shape
+            buf = self.em.resident.alloc(v.size, v.es, N * H * W, name)
+            strides = (H * W, N * H * W, W, 1)  # CNHW
+        else:
+            L = next((d for d in reversed(shape) if d > 1), 1)
+            buf = self.em.resident.alloc(v.size, v.es, L, name)
+            strides = v.strides
+        if buf is None:
+            return None
+        return DView(buf.vbase, shape, strides, v.dtype)
 
     def _attach(self, name, view, bid):
         self.views[name] = view
@@ -183,7 +235,10 @@ class Lowering:
             return
         addr, nbytes, live = self.buffers[bid]
         if live == 1:
-            self.em.dram.free(addr, nbytes)
+            if addr >= RESIDENT_BASE:
+                self.em.resident.free(addr)
+            else:
+                self.em.dram.free(addr, nbytes)
             del self.buffers[bid]
         else:
             self.buffers[bid] = (addr, nbytes, live - 1)
@@ -193,19 +248,47 @@ class Lowering:
         for name, v in io_addrs.items():
             if name in self.inputs:
                 self.views[name] = v
-        for i, n in enumerate(self.nodes):
-            self.em.begin_op(n.name)
-            try:
-                KERNELS[n.op].emit(n, self)
-            except CompileError as e:
-                raise CompileError(f"{n.op} '{n.name}': {e}") from None
-            except (ValueError, KeyError, IndexError) as e:  # a kernel's check let through what it cannot do
-                raise CompileError(f"{n.op} '{n.name}' (inputs {[self.shape(i) for i in n.inputs if i]}) could "
-                                   f"not be lowered: {type(e).__name__}: {e}; please report it") from None
-            for v in set(n.inputs) | set(n.outputs):
-                if v and self.last_use.get(v, -1) <= i and v not in self.outputs:
-                    self._release(v)
+        batch = self._batch()
+        self.stages = plan_stages(self.g, self.nodes, self.inputs, self.outputs, batch,
+                                  self.em.resident.hi - self.em.resident.lo,
+                                  dtype_size(self.opt.storage), dtype_size(self.opt.matmul_dtype)) \
+            if batch > 1 else [Stage(0, len(self.nodes), batch)]
+        for st in self.stages:
+            if st.micro >= batch:
+                for i in range(st.first, st.last):
+                    self._emit_node(i, last_pass=True)
+                continue
+            self.inside = inside = {o for n in self.nodes[st.first:st.last] for o in n.outputs if o}
+            self.stage_values = {v for n in self.nodes[st.first:st.last] for v in list(n.inputs) + list(n.outputs)
+                                 if v and v not in self.g.constants}
+            self.crossing = {v for v in inside if self.last_use.get(v, -1) >= st.last}
+            for b0 in range(0, batch, st.micro):
+                self.micro = (b0, min(batch, b0 + st.micro))
+                for i in range(st.first, st.last):
+                    self._emit_node(i, last_pass=self.micro[1] == batch, inside=inside)
+            self.micro, self.stage_values, self.inside, self.crossing = None, set(), set(), set()
         return self.views
+
+    def _batch(self) -> int:
+        s = self.g.values[self.inputs[0]].shape if self.inputs and self.inputs[0] in self.g.values else ()
+        return int(s[0]) if s else 1
+
+    def _emit_node(self, i: int, last_pass: bool, inside=()):
+        n = self.nodes[i]
+        self.em.begin_op(n.name)
+        self.current = n
+        try:
+            KERNELS[n.op].emit(n, self)
+        except CompileError as e:
+            raise CompileError(f"{n.op} '{n.name}': {e}") from None
+        except (ValueError, KeyError, IndexError) as e:  # a kernel's check let through what it cannot do
+            raise CompileError(f"{n.op} '{n.name}' (inputs {[self.shape(i) for i in n.inputs if i]}) could "
+                               f"not be lowered: {type(e).__name__}: {e}; please report it") from None
+        for v in set(n.inputs) | set(n.outputs):
+            # (a micro-batch frees its own values; whole-batch ones after the last micro-batch)
+            if v and self.last_use.get(v, -1) <= i and v not in self.outputs and \
+                    (last_pass or (v in inside and v not in self.crossing)):
+                self._release(v)
 
 
 def check_node(node: Node, lw_like) -> Optional[str]:

@@ -6,10 +6,12 @@ runs on the host, splitting the device work into segments. Values crossing a
 segment boundary travel through the host in FP32 (INT32 for integers).
 """
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import List
 
 from .emitter import Target
+from .ir import CompileError
+from .residency import RESIDENT_BASE
 from .ir import Graph, Node
 from .lower import Lowering, Options, check_node
 from .views import DView
@@ -57,10 +59,39 @@ def segment(graph: Graph, placement) -> List[Segment]:
     return segs
 
 
+FALLBACK_LIMIT = 64  # split DMAs a resident value may cost before a second lowering keeps it in DRAM
+
+
 def lower_segment(graph: Graph, seg: Segment, target: Target, options: Options, metadata: dict):
     """One device segment -> executable. Inputs and outputs live in DRAM in
-    host types (FP32 / INT32), contiguous."""
-    lw = Lowering(graph, target, options, seg.nodes, seg.inputs, seg.outputs)
+    host types (FP32 / INT32), contiguous; other values live in SBUF where
+    they fit (compiler/residency.py), else in DRAM.
+
+    Residency is decided while lowering, so it is retried: values whose
+    accesses did not map onto SBUF rows (split DMAs) go to DRAM in a second
+    lowering, and a segment whose kernels do not fit beside the resident
+    area is lowered without one."""
+    in_dram = set()
+    for attempt in range(3):
+        try:
+            lw = _lower(graph, seg, target, options, in_dram, metadata)
+        except CompileError as e:
+            import os
+            if os.environ.get("INFSIM_DEBUG_RESIDENCY"):
+                print("residency off:", e)
+            if options.resident_share == 0:
+                raise
+            options = replace(options, resident_share=0.0)
+            continue
+        bad = {b.name for b in lw.em.resident.buffers if b.fallback_dmas > FALLBACK_LIMIT}
+        if not bad - in_dram or attempt == 2:
+            break
+        in_dram |= bad
+    return lw.em.exe
+
+
+def _lower(graph, seg, target, options, in_dram, metadata):
+    lw = Lowering(graph, target, options, seg.nodes, seg.inputs, seg.outputs, in_dram)
     exe = lw.em.exe
     io = {}
     for name in seg.inputs:
@@ -73,7 +104,8 @@ def lower_segment(graph: Graph, seg: Segment, target: Target, options: Options, 
     for name in seg.outputs:
         v = views[name]
         owned = lw.buffer_of.get(name) is not None and lw.buffers[lw.buffer_of[name]][2] == 1
-        if not (v.is_contiguous() and v.dtype == lw.storage_dtype(name) and owned and name not in io):
+        if not (v.is_contiguous() and v.dtype == lw.storage_dtype(name) and owned and name not in io
+                and v.addr < RESIDENT_BASE):
             lw.em.begin_op(f"{name} (output copy)")
             src = v
             v = DView.contiguous(lw.em.dram.alloc(max(src.size * 4, 1)), src.shape, lw.storage_dtype(name))
@@ -87,6 +119,13 @@ def lower_segment(graph: Graph, seg: Segment, target: Target, options: Options, 
                  "weight_bytes": lw.em.dram.const_bytes,
                  "activation_bytes": lw.em.dram.act_high,
                  "sbuf_high_water": lw.em.sbuf.high_water,
+                 "stages": [{"nodes": [st.first, st.last], "micro_batch": st.micro,
+                             "first": lw.nodes[st.first].name if st.first < len(lw.nodes) else ""}
+                            for st in lw.stages],
+                 "resident": {"sbuf_bytes": lw.em.resident.hi - lw.em.resident.lo,
+                              "high_water": lw.em.resident.high_water,
+                              "values": len(lw.em.resident.placed),
+                              "split_dmas": sum(b.fallback_dmas for b in lw.em.resident.buffers)},
                  "instructions": dict(sorted(lw.em.counts.items()))})
     exe.metadata_json = json.dumps(meta, sort_keys=True)
-    return exe
+    return lw

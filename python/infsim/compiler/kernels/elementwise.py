@@ -179,10 +179,13 @@ def emit_elementwise(node: Node, lw: Lowering):
     ins = [None if imm is not None else lw.view(n).expand(out_shape) for n, imm in zip(names, imms)]
     views = [y] + [v for v in ins if v is not None]
     slots = 2
-    bufs = [Buffers(em, FMAX * max(v.es, 4), slots, f"{node.name} operand") for v in views]
-    tmp_buf = Buffers(em, FMAX * 4, slots, f"{node.name} scratch")
-    act_buf = Buffers(em, FMAX * 4, slots, f"{node.name} result") if node.attrs.get("act") else None
-    for t in tiles(out_shape, views):
+    # Tile width: FMAX, or what fits in the free SBUF (beside resident values), at most 80% of it.
+    per_elem = slots * (sum(max(v.es, 4) for v in views) + 4 * (2 if node.attrs.get("act") else 1))
+    fmax = max(64, min(FMAX, int(em.sbuf.available() * 0.8) // per_elem // 64 * 64))
+    bufs = [Buffers(em, fmax * max(v.es, 4), slots, f"{node.name} operand") for v in views]
+    tmp_buf = Buffers(em, fmax * 4, slots, f"{node.name} scratch")
+    act_buf = Buffers(em, fmax * 4, slots, f"{node.name} result") if node.attrs.get("act") else None
+    for t in tiles(out_shape, views, fmax):
         aps, k = [], 1
         for v in ins:
             if v is None:

@@ -101,7 +101,6 @@ def emit_matmul(node: Node, lw: Lowering):
     N = B.shape[-1]
     if B.shape[-2] != K:
         raise ValueError(f"{node.name}: inner dimensions {A.shape} @ {B.shape}")
-    out_shape = lw.shape(node.outputs[0])
     Y = lw.new_output(node.outputs[0])
     weights = B if isinstance(B, np.ndarray) else None  # constant [K, N]: blocked below
     batch = tuple(np.broadcast_shapes(A.shape[:-2], B.shape[:-2]))
@@ -109,6 +108,13 @@ def emit_matmul(node: Node, lw: Lowering):
     if weights is None:
         B = B.expand(batch + (K, N))
     Yb = Y.reshape(batch + (M, N))
+    if weights is not None and batch:
+        # Constant weights: the batch rows are rows of one product, so each weight
+        # block is loaded once for all of them instead of once per batch index.
+        rows = int(np.prod(batch)) * M
+        a2, y2 = A.reshape((rows, K)), (Yb.reshape((rows, N)) if Yb is not None else None)
+        if a2 is not None and y2 is not None:
+            A, Yb, M, batch = a2, y2, rows, ()
     alpha = float(node.attrs.get("alpha", 1.0))
     act = node.attrs.get("act", "identity")
     bias = _bias(node, lw, M, N)
@@ -124,13 +130,8 @@ def emit_matmul(node: Node, lw: Lowering):
     cols = t.array_cols
     kt = math.ceil(K / P)
     # Plan the tile sizes to fit SBUF: A^T [kt x 128, mblk], B double-buffered [kt x 128, nc].
-    budget = int(em.sbuf.available() * SBUF_SHARE)
-    mblk, nc = min(MBLK, _round_up(M, cols)), min(NMAX, N)
-    while kt * es * (mblk + 2 * nc) + 4 * nc * 6 + K * es > budget and (mblk > cols or nc > 128):
-        if nc > 128:
-            nc //= 2
-        else:
-            mblk = max(cols, mblk // 2)
+    mblk, nc = _plan_tiles(M, K, N, es, cols, int(em.sbuf.available() * SBUF_SHARE), weights is not None,
+                            int8)
     at_buf = Buffers(em, kt * mblk * es, 1, f"{node.name} A^T")
     rows_buf = Buffers(em, K * (es + (4 if int8 else 0)), 2, f"{node.name} A rows")
     b_buf = Buffers(em, kt * nc * es, 2, f"{node.name} B")
@@ -195,6 +196,29 @@ def emit_matmul(node: Node, lw: Lowering):
     for buf in (at_buf, rows_buf, b_buf, bt_buf, out_buf, bias_buf, scale_buf):
         if buf is not None:
             buf.free()
+
+
+def _plan_tiles(M, K, N, es, cols, budget, const_b, int8):
+    """(rows of A^T kept in SBUF at once, B columns per tile) that fit `budget`
+    bytes per partition: A^T [kt x 128, mblk], B double-buffered [kt x 128, nc],
+    two staging rows of K, the output/bias/rescale tiles. Every A^T block
+    streams all of B again, so with constant weights (read from DRAM) the
+    fewest blocks win, then the widest B tiles (longer multiplies)."""
+    kt = math.ceil(K / P)
+    best = None
+    for nc in sorted({min(NMAX, N), min(256, N), min(128, N)}, reverse=True):
+        fixed = 2 * kt * es * nc + 4 * nc * 8 + 2 * K * (es + (4 if int8 else 0))
+        mblk = min(_round_up(M, cols), max(0, budget - fixed) // (kt * es) // cols * cols)
+        if not const_b:
+            mblk = min(mblk, MBLK)
+        if mblk < cols:
+            continue
+        key = (math.ceil(M / mblk), -nc)
+        if best is None or key < best[0]:
+            best = (key, mblk, nc)
+    if best is None:
+        return cols, min(128, N)
+    return best[1], best[2]
 
 
 def _round_up(x, a):
