@@ -308,6 +308,7 @@ class Emitter:
         self._psum_next = 0
         self._load_rr = 0
         self.counts: Dict[str, int] = {}
+        self.dram_traffic: Dict[int, int] = {}  # source op index -> DRAM bytes its DMAs move
 
     # -- debug attribution
     def begin_op(self, name: str):
@@ -367,6 +368,10 @@ class Emitter:
                     v = self.dma(s, d, queue)
                 return v
             src, dst = s, d
+        for ep in (src, dst):
+            if ep["loc"] == "dram":  # planned DRAM traffic per graph node, for the compile report
+                self.dram_traffic[self.source] = self.dram_traffic.get(self.source, 0) + \
+                    _elements(ep) * dtype_size(ep["dtype"])
         d = self.exe.add_dma(src, dst)
         reads = [] if (src["loc"] == "dram" and self.dram.is_const(src["address"])) else [endpoint_region(src)]
         return self._emit(queue, "dma_copy", {"desc": d, "count": 1}, reads, [endpoint_region(dst)])

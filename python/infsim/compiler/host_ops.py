@@ -507,6 +507,17 @@ def _matmul(node, inputs):
     return [np.matmul(a, b).astype(a.dtype)]
 
 
+@_op("Attention")
+def _attention(node, inputs):
+    """The compiler's fused attention (passes.fuse_attention): softmax(Q K^T * scale + mask) V."""
+    q, kt, v, mask = inputs[0], inputs[1], inputs[2], _arg(inputs, 3)
+    s = np.matmul(_f64(q), _f64(kt)) * _attr(node, "scale", 1.0)
+    if mask is not None:
+        s = s + mask.astype(np.float64)
+    e = np.exp(s - s.max(-1, keepdims=True))
+    return [np.matmul(e / e.sum(-1, keepdims=True), _f64(v)).astype(q.dtype)]
+
+
 @_op("Gemm", "FusedMatMul")
 def _gemm(node, inputs):
     """Gemm, and the compiler's FusedMatMul (MatMul/Gemm with a fused bias along the last

@@ -49,6 +49,7 @@ def is_float(dtype) -> bool:
 
 
 RESIDENT_SHARE = 0.5  # of SBUF per partition for resident values; kernels plan in the rest
+MIN_RESIDENT_BYTES = 16384  # smaller values stay in DRAM
 
 
 @dataclass
@@ -180,19 +181,23 @@ class Lowering:
             return self.views[name].slice(0, *self.micro)
         if shape is None and name in self.layout_hints:
             target, perm = self.layout_hints[name]
-            t, bid = self._alloc(self.shape(target), self.storage_dtype(target), name)
+            # Resident rows follow the producer's rows (the value's second-last axis, e.g. tokens).
+            tshape = self.shape(target)
+            row = int(np.prod(tshape[perm.index(len(perm) - 2) + 1:])) if len(perm) >= 2 else 0
+            t, bid = self._alloc(tshape, self.storage_dtype(target), name, row)
             view = t.permute([perm.index(i) for i in range(len(perm))])
         else:
             view, bid = self._alloc(self.shape(name) if shape is None else shape, self.storage_dtype(name), name)
         self._attach(name, view, bid)
         return view
 
-    def _alloc(self, shape, dtype, name=None):
-        """A buffer for value `name`: resident in SBUF when it may and fits, else in DRAM."""
+    def _alloc(self, shape, dtype, name=None, row=0):
+        """A buffer for value `name`: resident in SBUF (rows of `row` elements, or
+        chosen here) when it may and fits, else in DRAM."""
         v = DView.contiguous(0, tuple(shape), dtype)
         nbytes = max(v.size * v.es, 1)
         self._next_buffer += 1
-        res = self._alloc_resident(v, name)
+        res = self._alloc_resident(v, name, row)
         if res is not None:
             self.buffers[self._next_buffer] = (res.addr, nbytes, 0)
             return res, self._next_buffer
@@ -200,9 +205,11 @@ class Lowering:
         self.buffers[self._next_buffer] = (addr, nbytes, 0)
         return DView(addr, v.shape, v.strides, dtype), self._next_buffer
 
-    def _alloc_resident(self, v: DView, name) -> Optional[DView]:
-        if name is None or name in self.outputs or name in self.in_dram or v.size == 0 or \
-                self.em.resident.hi == self.em.resident.lo:
+    def _alloc_resident(self, v: DView, name, row=0) -> Optional[DView]:
+        # Small values stay in DRAM: they save little, and are often read broadcast
+        # (an attention mask), which is no row of a resident buffer.
+        if name is None or name in self.outputs or name in self.in_dram or v.size * v.es < MIN_RESIDENT_BYTES \
+                or self.em.resident.hi == self.em.resident.lo:
             return None
         shape = v.shape
         if len(shape) == 4 and self.current is not None and self.current.op in FEATURE_MAP_OPS:
@@ -210,7 +217,7 @@ class Lowering:
             buf = self.em.resident.alloc(v.size, v.es, N * H * W, name)
             strides = (H * W, N * H * W, W, 1)  # CNHW
         else:
-            L = next((d for d in reversed(shape) if d > 1), 1)
+            L = row or next((d for d in reversed(shape) if d > 1), 1)
             buf = self.em.resident.alloc(v.size, v.es, L, name)
             strides = v.strides
         if buf is None:

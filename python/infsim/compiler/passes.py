@@ -2,7 +2,7 @@
 the convolution before it, and fusing what the engines do in one pass over
 the data (a matmul's bias and activation, a convolution's bias and
 activation) or with a dedicated instruction sequence (GELU, LayerNorm
-written out as elementwise ops by exporters)."""
+written out as elementwise ops by exporters, attention)."""
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -370,6 +370,71 @@ def fuse_layernorm(rw: Rewriter):
         rw.reindex()
 
 
+ATTENTION_MAX_KEYS = 512  # keys of one fused attention: one PSUM bank of FP32 scores per query block
+
+
+def fuse_attention(rw: Rewriter):
+    """softmax(Q @ K^T * scale + mask) @ V -> one Attention node (kernels/attention.py):
+    the scores stay on chip, none of the [B, H, S, S] intermediates reach memory.
+
+    Matches FusedMatMul(Q, K^T) [-> Div or Mul by a scalar constant] [-> Add mask]
+    -> Softmax(last axis) -> FusedMatMul(P, V), products without bias or
+    activation, every intermediate used once; Q, K^T and V are [.., S, D],
+    [.., D, S] and [.., S, D], D <= 128, S <= ATTENTION_MAX_KEYS."""
+    g = rw.g
+    for qk in list(g.nodes):
+        if qk.op != "FusedMatMul" or len(qk.inputs) != 2 or qk.attrs.get("act", "identity") != "identity" or \
+                float(qk.attrs.get("alpha", 1.0)) != 1.0 or any(rw.const(i) is not None for i in qk.inputs):
+            continue
+        chain, v, scale, mask = [qk], qk.outputs[0], 1.0, ""
+        user = rw.only_user(v)
+        if user is not None and user.op in ("Div", "Mul") and user.inputs[0] == v and \
+                rw.scalar(user.inputs[1]) is not None and rw.const(user.inputs[1]).size == 1:
+            c = rw.scalar(user.inputs[1])
+            if c == 0:
+                continue
+            scale = 1.0 / c if user.op == "Div" else c
+            chain.append(user)
+            v = user.outputs[0]
+            user = rw.only_user(v)
+        if user is not None and user.op == "Add" and rw.const(rw.other(user, v)) is None:
+            mask = rw.other(user, v)
+            chain.append(user)
+            v = user.outputs[0]
+            user = rw.only_user(v)
+        if user is None or user.op != "Softmax" or int(user.attrs.get("axis", -1)) not in (-1, len(g.values[v].shape) - 1) \
+                or g.opset < 13 and len(g.values[v].shape) != 2:
+            continue
+        chain.append(user)
+        pv = rw.only_user(user.outputs[0])
+        if pv is None or pv.op != "FusedMatMul" or len(pv.inputs) != 2 or pv.inputs[0] != user.outputs[0] or \
+                pv.attrs.get("act", "identity") != "identity" or float(pv.attrs.get("alpha", 1.0)) != 1.0 or \
+                rw.const(pv.inputs[1]) is not None:
+            continue
+        q, kt, vv = qk.inputs[0], qk.inputs[1], pv.inputs[1]
+        sq, sk, sv, ss = (tuple(g.values[x].shape) for x in (q, kt, vv, v))
+        if any(len(x) < 2 for x in (sq, sk, sv)) or int(qk.attrs.get("transA", 0)) or \
+                int(qk.attrs.get("transB", 0)) or int(pv.attrs.get("transA", 0)) or int(pv.attrs.get("transB", 0)):
+            continue
+        S, D, T = sq[-2], sq[-1], sk[-1]
+        batch = ss[:-2]
+        if sk[-2] != D or sv[-2] != T or D > 128 or T > ATTENTION_MAX_KEYS or sv[-1] > 512 or \
+                any(tuple(x[:-2]) != tuple(batch) for x in (sq, sk, sv)):
+            continue
+        if mask:
+            ms = tuple(g.values[mask].shape)
+            try:
+                if tuple(np.broadcast_shapes(ms, ss)) != ss or (len(ms) >= 2 and ms[-2] not in (1, S)):
+                    continue
+            except ValueError:
+                continue
+        node = Node("Attention", f"{qk.name}.attention", [q, kt, vv, mask], list(pv.outputs), {"scale": scale})
+        idx = g.nodes.index(qk)
+        rw.remove(*chain, pv)
+        g.nodes.insert(idx, node)
+        rw.reindex()
+
+
 def complete_shapes(g: Graph):
     """Shapes ONNX shape inference left open, found by running the graph on
     the host on zero inputs (only when needed: it costs one CPU inference)."""
@@ -400,4 +465,5 @@ def optimize(g: Graph) -> Graph:
     to_fused_matmul(rw)
     fuse_elementwise_activation(rw)
     fuse_residual(rw)
+    fuse_attention(rw)
     return g

@@ -6,6 +6,7 @@ runs on the host, splitting the device work into segments. Values crossing a
 segment boundary travel through the host in FP32 (INT32 for integers).
 """
 import json
+import os
 from dataclasses import dataclass, field, replace
 from typing import List
 
@@ -76,7 +77,6 @@ def lower_segment(graph: Graph, seg: Segment, target: Target, options: Options, 
         try:
             lw = _lower(graph, seg, target, options, in_dram, metadata)
         except CompileError as e:
-            import os
             if os.environ.get("INFSIM_DEBUG_RESIDENCY"):
                 print("residency off:", e)
             if options.resident_share == 0:
@@ -84,6 +84,9 @@ def lower_segment(graph: Graph, seg: Segment, target: Target, options: Options, 
             options = replace(options, resident_share=0.0)
             continue
         bad = {b.name for b in lw.em.resident.buffers if b.fallback_dmas > FALLBACK_LIMIT}
+        if os.environ.get("INFSIM_DEBUG_RESIDENCY"):
+            print("split DMAs:", sorted(((b.fallback_dmas, b.name) for b in lw.em.resident.buffers
+                                        if b.fallback_dmas), reverse=True)[:12])
         if not bad - in_dram or attempt == 2:
             break
         in_dram |= bad

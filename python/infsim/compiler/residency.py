@@ -165,22 +165,29 @@ class ResidentSpace:
         sides = [self._places(src), self._places(dst)]
         es = [dtype_size(src["dtype"]), dtype_size(dst["dtype"])]
         n = sides[0][0].size
-        runs = []  # [start, count, strides (bytes) per side]
-        i = 0
         parts = [s[0] for s in sides]
         offs = [s[1] for s in sides]
+        # Runs: elements on one partition (each side) at one stride (each side). Between
+        # element i and i+1: `joinable` if both stay on their partitions; a run continues
+        # while the strides repeat. Found per stretch of equal strides, greedily.
+        if n > 1:
+            joinable = np.logical_and.reduce([p[1:] == p[:-1] for p in parts])
+            d = np.stack([o[1:] - o[:-1] for o in offs], axis=1)
+            change = np.ones(n - 1, bool)
+            change[1:] = np.any(d[1:] != d[:-1], axis=1) | ~joinable[1:] | ~joinable[:-1]
+            starts = list(np.flatnonzero(change)) + [n - 1]
+        runs = []  # (first element, count, strides in bytes per side)
+        i = 0
         while i < n:
-            j = i + 1
-            if j < n and all(p[j] == p[i] for p in parts):
-                st = [int(o[j] - o[i]) for o in offs]
-                while j + 1 < n and all(p[j + 1] == p[i] for p in parts) and \
-                        all(int(o[j + 1] - o[j]) == s for o, s in zip(offs, st)):
-                    j += 1
-                j += 1
-            else:
-                st = [e for e in es]
-            runs.append((i, j - i, st))
-            i = j
+            if i == n - 1 or not joinable[i]:
+                runs.append((i, 1, list(es)))
+                i += 1
+                continue
+            # the stretch of equal strides holding step i -> i+1 ends at the next change after i
+            k = bisect.bisect_right(starts, i)
+            j = min(starts[k] if k < len(starts) else n - 1, n - 1)  # last step index of the stretch is j-1
+            runs.append((i, j - i + 1, [int(x) for x in d[i]]))
+            i = j + 1
         pieces = []
         k = 0
         while k < len(runs):

@@ -3,6 +3,7 @@ from dataclasses import dataclass
 from typing import List, Sequence
 
 from ...isa import AP, onchip, sbuf
+from ..residency import RESIDENT_BASE
 from ..views import DView, split_dims
 
 P = 128  # partitions
@@ -24,11 +25,17 @@ class Tile:
         return view.endpoint(self.offsets[i], (self.rows, self.pstrides[i]), [(self.cols, self.fstrides[i])])
 
 
-def tiles(shape: Sequence[int], views: Sequence[DView], fmax: int = FMAX, pmax: int = P) -> List[Tile]:
+def tiles(shape: Sequence[int], views: Sequence[DView], fmax: int = FMAX, pmax: int = P, row: int = 0) -> List[Tile]:
     """Covers an iteration space of `shape` (every view broadcast to it) with
     tiles of at most pmax rows by fmax columns: the innermost coalesced axis
-    runs along the free axis, the next one along partitions, outer axes loop."""
+    runs along the free axis, the next one along partitions, outer axes loop.
+    row: a resident view's row length (compiler/residency.py); an innermost
+    axis that is several rows long is cut into rows, so that tiles are rows."""
     cshape, cstrides = split_dims(list(shape), [list(v.strides) for v in views])
+    if row > 1 and cshape[-1] > row and cshape[-1] % row == 0:
+        n = cshape[-1] // row
+        cshape = cshape[:-1] + [n, row]
+        cstrides = [st[:-1] + [st[-1] * row, st[-1]] for st in cstrides]
     out: List[Tile] = []
     if len(cshape) == 1:
         n = cshape[0]
@@ -75,6 +82,14 @@ class Buffers:
         for a in self.addrs:
             self.em.sbuf.free(a, self.nbytes)
         self.addrs = []
+
+
+def resident_row(em, views: Sequence[DView]) -> int:
+    """The row length of the first view resident in SBUF (0: none is): tiles() cuts along it."""
+    for v in views:
+        if v.addr >= RESIDENT_BASE:
+            return em.resident.lookup(v.addr).L
+    return 0
 
 
 def load(em, view: DView, t: Tile, i: int, addr: int, dtype: str = None, part_start: int = 0) -> AP:

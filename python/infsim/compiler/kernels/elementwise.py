@@ -14,7 +14,7 @@ import numpy as np
 from ...isa import AP, sbuf
 from ..ir import Node
 from ..lower import Lowering, is_float, kernel
-from .common import FMAX, Buffers, load, store, tiles
+from .common import FMAX, Buffers, load, resident_row, store, tiles
 
 # ONNX op -> scalar engine function
 ACT = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Exp": "exp", "Log": "log", "Sqrt": "sqrt",
@@ -185,7 +185,7 @@ def emit_elementwise(node: Node, lw: Lowering):
     bufs = [Buffers(em, fmax * max(v.es, 4), slots, f"{node.name} operand") for v in views]
     tmp_buf = Buffers(em, fmax * 4, slots, f"{node.name} scratch")
     act_buf = Buffers(em, fmax * 4, slots, f"{node.name} result") if node.attrs.get("act") else None
-    for t in tiles(out_shape, views, fmax):
+    for t in tiles(out_shape, views, fmax, row=resident_row(em, views)):
         aps, k = [], 1
         for v in ins:
             if v is None:

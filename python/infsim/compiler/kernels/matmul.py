@@ -31,8 +31,9 @@ from ..quantize import activation_scale, quantise_weights
 from .common import P, Buffers
 
 NMAX = 512  # moving columns per matmul: one PSUM bank of FP32
-MBLK = 512  # rows of A transposed and kept in SBUF at once
-SBUF_SHARE = 0.7  # fraction of SBUF a matmul kernel plans for
+MBLK = 512  # rows of A transposed and kept in SBUF at once (activation x activation products)
+KCHUNK = 512  # columns of A rows staged at once for their transpose
+SBUF_SHARE = 0.9  # fraction of the free SBUF a matmul kernel plans for
 
 
 def int8_plan(node: Node, lw: Lowering):
@@ -133,7 +134,7 @@ def emit_matmul(node: Node, lw: Lowering):
     mblk, nc = _plan_tiles(M, K, N, es, cols, int(em.sbuf.available() * SBUF_SHARE), weights is not None,
                             int8)
     at_buf = Buffers(em, kt * mblk * es, 1, f"{node.name} A^T")
-    rows_buf = Buffers(em, K * (es + (4 if int8 else 0)), 2, f"{node.name} A rows")
+    rows_buf = Buffers(em, min(K, KCHUNK) * (es + (4 if int8 else 0)), 2, f"{node.name} A rows")
     b_buf = Buffers(em, kt * nc * es, 2, f"{node.name} B")
     bt_buf = Buffers(em, K * es, 2, f"{node.name} B rows") if weights is None and B.strides[-1] != 1 else None
     if weights is not None:
@@ -207,7 +208,7 @@ def _plan_tiles(M, K, N, es, cols, budget, const_b, int8):
     kt = math.ceil(K / P)
     best = None
     for nc in sorted({min(NMAX, N), min(256, N), min(128, N)}, reverse=True):
-        fixed = 2 * kt * es * nc + 4 * nc * 8 + 2 * K * (es + (4 if int8 else 0))
+        fixed = 2 * kt * es * nc + 4 * nc * 8 + 2 * min(K, KCHUNK) * (es + (4 if int8 else 0))
         mblk = min(_round_up(M, cols), max(0, budget - fixed) // (kt * es) // cols * cols)
         if not const_b:
             mblk = min(mblk, MBLK)
@@ -293,19 +294,22 @@ def _load_transposed(lw: Lowering, rows: DView, dst: int, width: int, dtype: str
         return
     for r0 in range(0, R, P):
         rr = min(P, R - r0)
-        st = stage.next()
-        src = rows.endpoint(r0 * rows.strides[0], (rr, rows.strides[0]), [(K, rows.strides[1])])
-        if prescale is None:
-            em.dma(src, onchip(sbuf(0, rr, st, dtype, [(K, 1)])))
-        else:  # the staging slot holds FP32 rows first, then their quantised copy
-            raw = sbuf(0, rr, st + K * es, "fp32", [(K, 1)])
-            em.dma(src, onchip(raw))
-            em.insn("vector", "tensor_scalar", op0="mul", op1="bypass", src=raw, dst=sbuf(0, rr, st, dtype, [(K, 1)]),
-                    imm0=prescale, imm1=0.0)
-        for c0 in range(0, K, cols):
-            cc = min(cols, K - c0)
-            ps = em.psum_tile(cc, rr)
-            em.insn("tensor", "pe_transpose", src=sbuf(0, rr, st + c0 * es, dtype, [(cc, 1)]), dst=ps)
-            k, p0 = divmod(c0, P)
-            em.insn("vector", "tensor_copy", src=ps,
-                    dst=sbuf(p0, cc, dst + (k * width + r0) * es, dtype, [(rr, 1)]))
+        for q0 in range(0, K, KCHUNK):  # staged KCHUNK columns at a time: a small staging buffer
+            kc = min(KCHUNK, K - q0)
+            st = stage.next()
+            src = rows.endpoint(r0 * rows.strides[0] + q0 * rows.strides[1], (rr, rows.strides[0]),
+                                [(kc, rows.strides[1])])
+            if prescale is None:
+                em.dma(src, onchip(sbuf(0, rr, st, dtype, [(kc, 1)])))
+            else:  # the staging slot holds FP32 rows first, then their quantised copy
+                raw = sbuf(0, rr, st + kc * es, "fp32", [(kc, 1)])
+                em.dma(src, onchip(raw))
+                em.insn("vector", "tensor_scalar", op0="mul", op1="bypass", src=raw,
+                        dst=sbuf(0, rr, st, dtype, [(kc, 1)]), imm0=prescale, imm1=0.0)
+            for c0 in range(0, kc, cols):
+                cc = min(cols, kc - c0)
+                ps = em.psum_tile(cc, rr)
+                em.insn("tensor", "pe_transpose", src=sbuf(0, rr, st + c0 * es, dtype, [(cc, 1)]), dst=ps)
+                k, p0 = divmod(q0 + c0, P)
+                em.insn("vector", "tensor_copy", src=ps,
+                        dst=sbuf(p0, cc, dst + (k * width + r0) * es, dtype, [(rr, 1)]))

@@ -7,7 +7,7 @@ from ...isa import sbuf
 from ..ir import Node
 from ..lower import Lowering, kernel
 from ..views import DView
-from .common import FMAX, Buffers, store, tiles
+from .common import FMAX, Buffers, resident_row, store, tiles
 
 # DRAM-to-DRAM copies rotate over every queue: they carry no compute dependency.
 COPY_QUEUES = ("dma0", "dma1", "dma2", "dma3")
@@ -16,7 +16,7 @@ COPY_QUEUES = ("dma0", "dma1", "dma2", "dma3")
 def copy_view(lw: Lowering, src: DView, dst: DView):
     """dst[...] = src[...] (same shape; src may broadcast), tile by tile."""
     src = src.expand(dst.shape)
-    for i, t in enumerate(tiles(dst.shape, [dst, src], fmax=1 << 16)):
+    for i, t in enumerate(tiles(dst.shape, [dst, src], fmax=1 << 16, row=resident_row(lw.em, [dst, src]))):
         lw.em.dma(t.endpoint(src, 1), t.endpoint(dst, 0), queue=COPY_QUEUES[i % len(COPY_QUEUES)])
 
 
