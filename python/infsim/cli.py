@@ -28,6 +28,8 @@ def cmd_compile(a):
     if a.verbose:
         for name, op, where, reason in report:
             print(f"  {where:6} {op:20} {name}" + (f"  ({reason})" if reason else ""))
+    if a.verbose and isinstance(exe, _infsim.Executable):
+        _print_schedule(meta)
     if isinstance(exe, _infsim.Executable):
         n = sum(len(s[2]) for s in exe.streams)
         print(f"compiled {a.model} -> {a.output}: {len(report)} ops on the device, {n} instructions, "
@@ -40,6 +42,23 @@ def cmd_compile(a):
         for name, op, _, reason in on_host:
             print(f"  host: {op} '{name}': {reason}")
     return 0
+
+
+def _print_schedule(meta):
+    """The schedule's decisions (compiler/schedule.py, residency.py): stages and their
+    micro-batches, what stays in SBUF, what spills, what is fused."""
+    for st in meta.get("stages", []):
+        first, last = st["nodes"]
+        print(f"  stage: nodes {first}-{last - 1} from '{st['first']}', micro-batch {st['micro_batch']} "
+              f"of {meta.get('batch', 1)}")
+    r = meta.get("resident", {})
+    if r:
+        print(f"  resident: {r['values']} values in SBUF (high water {r['high_water']} of {r['sbuf_bytes']} "
+              f"bytes per partition), {r['split_dmas']} split DMAs; activations spilled to DRAM: "
+              f"{meta.get('activation_bytes', 0)} bytes at most")
+    fused = {k: v for k, v in meta.get("fused", {}).items() if v}
+    if fused:
+        print("  fused: " + ", ".join(f"{v} {k}" for k, v in sorted(fused.items())))
 
 
 def _load_npz(path):

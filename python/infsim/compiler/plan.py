@@ -122,6 +122,8 @@ def _lower(graph, seg, target, options, in_dram, metadata):
                  "weight_bytes": lw.em.dram.const_bytes,
                  "activation_bytes": lw.em.dram.act_high,
                  "sbuf_high_water": lw.em.sbuf.high_water,
+                 "fused": {op: sum(n.op == op for n in lw.nodes)
+                           for op in ("Attention", "FusedMatMul", "LayerNormalization")},
                  "stages": [{"nodes": [st.first, st.last], "micro_batch": st.micro,
                              "first": lw.nodes[st.first].name if st.first < len(lw.nodes) else ""}
                             for st in lw.stages],
