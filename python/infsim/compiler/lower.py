@@ -256,7 +256,7 @@ class Lowering:
             if name in self.inputs:
                 self.views[name] = v
         batch = self._batch()
-        self.stages = plan_stages(self.g, self.nodes, self.inputs, self.outputs, batch,
+        self.stages = plan_stages(self.g, self.nodes, self.outputs, batch,
                                   self.em.resident.hi - self.em.resident.lo,
                                   dtype_size(self.opt.storage), dtype_size(self.opt.matmul_dtype)) \
             if batch > 1 else [Stage(0, len(self.nodes), batch)]

@@ -28,8 +28,8 @@ Lowering counts them per value and a second lowering keeps values that
 needed many in DRAM.
 """
 import bisect
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -225,9 +225,3 @@ class ResidentSpace:
             k += m
         return pieces
 
-
-@dataclass
-class ResidencyReport:
-    """What the schedule kept in SBUF and what spilled, for `infsim compile -v`."""
-    resident: List[Tuple[str, int]] = field(default_factory=list)  # (value, bytes per partition)
-    spilled: Dict[str, str] = field(default_factory=dict)  # value -> why it is in DRAM

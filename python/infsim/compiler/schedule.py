@@ -32,7 +32,6 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from ..isa import dtype_size
 from .ir import Graph, Node
 
 PARTS = 128
@@ -53,7 +52,7 @@ class Stage:
     micro: int  # images per micro-batch (= the batch: not split)
 
 
-def plan_stages(g: Graph, nodes: Sequence[Node], inputs: Sequence[str], outputs: Sequence[str],
+def plan_stages(g: Graph, nodes: Sequence[Node], outputs: Sequence[str],
                 batch: int, resident_bytes: int, storage_es: int, weight_es: int) -> List[Stage]:
     """The cheapest staging of `nodes` for a batch of `batch` (see the module text)."""
     n = len(nodes)
