@@ -40,6 +40,19 @@ def test_residency_and_micro_batches_give_the_same_bits_with_less_dram(name):
     assert moved[1] < moved[0] and st1["total_cycles"] < st0["total_cycles"]
 
 
+def test_micro_batched_layer_norms_and_attention_give_the_same_bits_and_share_weights():
+    """A resident area too small for BERT's batch of 4 makes the planner run
+    parts of it (embeddings, layer norms, products, attention) on slices of the
+    batch. The bits stay those of the plain schedule, and a kernel lowered once
+    per micro-batch places its weights in DRAM once."""
+    plain, _, meta0 = _compile_and_run("bert_base", 4, 0.0)
+    out, _, meta = _compile_and_run("bert_base", 4, 0.02)
+    assert any(s["micro_batch"] < 4 for s in meta["stages"])
+    for k in plain:
+        np.testing.assert_array_equal(out[k], plain[k])
+    assert meta["weight_bytes"] == meta0["weight_bytes"]
+
+
 def test_stages_cover_the_graph_once():
     _, _, meta = _compile_and_run("resnet50", 4, 0.5)
     stages = meta["stages"]
@@ -95,3 +108,36 @@ def test_split_dmas_move_every_element_to_its_place():
         assert [(p, o) for p, o, _ in sorted(got, key=lambda x: x[2])] == want
         checked += 1
     assert checked > 100
+
+
+def _ffn_graph(batch, tokens=128, d=768, hidden=3072):
+    """LayerNorm -> FFN1 -> Gelu -> FFN2 -> residual Add -> LayerNorm, as in a BERT layer."""
+    from infsim.compiler.ir import Graph, Node, Value
+    f32 = np.dtype(np.float32)
+    shapes = {"x": (batch, tokens, d), "ln": (batch, tokens, d), "h": (batch, tokens, hidden),
+              "g": (batch, tokens, hidden), "f": (batch, tokens, d), "r": (batch, tokens, d),
+              "y": (batch, tokens, d)}
+    consts = {"w1": np.zeros((d, hidden), np.float32), "w2": np.zeros((hidden, d), np.float32),
+              "gamma": np.ones(d, np.float32), "beta": np.zeros(d, np.float32)}
+    nodes = [Node("LayerNormalization", "ln0", ["x", "gamma", "beta"], ["ln"]),
+             Node("FusedMatMul", "ffn1", ["ln", "w1"], ["h"]),
+             Node("Gelu", "gelu", ["h"], ["g"]),
+             Node("FusedMatMul", "ffn2", ["g", "w2"], ["f"]),
+             Node("Add", "res", ["f", "ln"], ["r"]),
+             Node("LayerNormalization", "ln1", ["r", "gamma", "beta"], ["y"])]
+    values = {k: Value(k, v, f32) for k, v in shapes.items()}
+    return Graph([values["x"]], [values["y"]], nodes, consts, values)
+
+
+def test_planner_micro_batches_a_product_whose_intermediate_would_spill():
+    """The FFN intermediate of 8 sequences (6 MiB in BF16) does not fit a 6 MiB
+    resident area with the rest, 4 sequences' does: reading the FFN weights
+    twice costs less than writing and reading the intermediate, so the FFN
+    runs 4 sequences at a time. With room for all of it, nothing is split."""
+    from infsim.compiler.schedule import plan_stages
+    g = _ffn_graph(8)
+    plan = plan_stages(g, g.nodes, ["y"], 8, 48 * 1024, 2, 2)
+    assert len(plan) >= 1 and plan[0].first == 0 and plan[-1].last == len(g.nodes)
+    ffn = [s for s in plan if s.first <= 1 < s.last][0]
+    assert ffn.micro < 8 and ffn.micro * 128 * 3072 * 2 / 128 <= 48 * 1024
+    assert plan_stages(g, g.nodes, ["y"], 8, 4 * 48 * 1024, 2, 2)[0].micro == 8

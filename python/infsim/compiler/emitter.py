@@ -19,6 +19,7 @@ a program built this way cannot deadlock. Overlap comes for free wherever
 kernels touch different memory: a load into a free buffer runs while the
 engines still compute on another.
 """
+import hashlib
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -303,6 +304,7 @@ class Emitter:
         kernel_bytes = target.sbuf_bytes - align(resident_bytes)
         self.sbuf = SbufAllocator(kernel_bytes)
         self.resident = ResidentSpace(kernel_bytes, target.sbuf_bytes)
+        self._constants: Dict[tuple, int] = {}  # (bytes, digest) -> DRAM address
         self.dram = DramAllocator(target.dram_slice_bytes)
         self.source = 0
         self._psum_next = 0
@@ -331,15 +333,19 @@ class Emitter:
         return AP("psum", part_start, parts, self.psum_bank() * self.t.psum_bank_bytes, dtype, ((n, 1),))
 
     def constant(self, array: np.ndarray, dtype: str) -> int:
-        """Places a constant in DRAM in a device dtype; returns its address."""
+        """Places a constant in DRAM in a device dtype; returns its address.
+        The same bytes are placed once (a kernel lowered once per micro-batch
+        asks for its weights each time)."""
         a = np.ascontiguousarray(array)
         if dtype in ("int32",):
             data = a.astype(np.int32).tobytes()
         else:
             data = _infsim.convert(a.astype(np.float32).tobytes(), "fp32", dtype)
-        addr = self.dram.alloc_const(len(data))
-        self.exe.add_constant(0, addr, data)
-        return addr
+        key = (len(data), hashlib.blake2b(data, digest_size=20).digest())
+        if key not in self._constants:
+            self._constants[key] = self.dram.alloc_const(len(data))
+            self.exe.add_constant(0, self._constants[key], data)
+        return self._constants[key]
 
     # -- instructions
     def insn(self, engine: str, opcode: str, **fields) -> int:

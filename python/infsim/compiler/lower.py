@@ -172,11 +172,11 @@ class Lowering:
         """A fresh buffer for value `name`: contiguous, or laid out for the
         Transpose that consumes it (layout_hints)."""
         if self.micro is not None and name in self.crossing:
-            # Produced by a micro-batched stage, used after it: one whole-batch buffer in
-            # DRAM, each micro-batch writing its slice.
+            # Produced by a micro-batched stage, used after it: one whole-batch buffer
+            # (resident when it fits), each micro-batch writing its slice.
             if name not in self.views:
                 full = tuple(self.g.values[name].shape)
-                view, bid = self._alloc(full, self.storage_dtype(name), None)
+                view, bid = self._alloc(full, self.storage_dtype(name), name)
                 self._attach(name, view, bid)
             return self.views[name].slice(0, *self.micro)
         if shape is None and name in self.layout_hints:

@@ -1,6 +1,6 @@
 """Helpers shared by the kernels: tiling views onto partitions, loads and stores."""
 from dataclasses import dataclass
-from typing import List, Sequence
+from typing import List, Sequence, Tuple
 
 from ...isa import AP, onchip, sbuf
 from ..residency import RESIDENT_BASE
@@ -110,3 +110,15 @@ def store(em, ap: AP, view: DView, t: Tile, i: int):
 def col(addr: int, rows: int, part_start: int = 0) -> AP:
     """A per-partition FP32 column [rows, 1]."""
     return sbuf(part_start, rows, addr, "fp32", [(1, 1)])
+
+
+def image_groups(v: DView, nb: int) -> List[Tuple[int, int]]:
+    """(first image, images) per DMA for nb images of a [N, C, ...] view that a
+    DMA reads or writes channel by channel (channels on partitions). In DRAM
+    one DMA per image: a DMA walks its partitions outermost, so with every
+    image inside it each channel would alternate between images far apart,
+    and every switch is a DRAM row conflict (a precharge and an activate)
+    instead of a row hit. A resident view is on chip: one DMA."""
+    if nb <= 1 or v.addr >= RESIDENT_BASE:
+        return [(0, nb)]
+    return [(i, 1) for i in range(nb)]

@@ -99,7 +99,7 @@ from ..ir import CompileError, Node
 from ..lower import Lowering, kernel
 from ..quantize import activation_scale, quantise_weights
 from ..views import DView
-from .common import P, Buffers, col
+from .common import P, Buffers, col, image_groups
 
 PSUM_N = 512  # output positions per PSUM tile: one bank of FP32
 SBUF_SHARE = 0.8  # fraction of the free SBUF a convolution plans for
@@ -438,19 +438,21 @@ class BandLoader:
         if cnt <= 0:
             return
         sN, sC, sH, sW = x.strides
-        src = x.endpoint(n0 * sN + c0 * sC + h0 * sH, (cc, sC), [(nb, sN), (cnt, rs * sH), (g.Wl, sW)])
-        dims = coalesce([(nb, self.img), (cnt, istep * g.Wp), (g.Wl, u)])
         first = t * self.tile + lo * g.Wp + g.pl  # element offset in the slot
-        dst = sbuf(0, cc, addr + first * self.es, self.dt, dims)
-        if self.quant_scale is None:
-            self.em.dma(src, onchip(dst))
-            return
-        if addr not in self.staging:
+        if self.quant_scale is not None and addr not in self.staging:
             self.staging[addr] = self.em.sbuf.alloc(self.ntiles * self.tile * x.es, "INT8 band staging")
-        stage = sbuf(0, cc, self.staging[addr] + first * x.es, x.dtype, dims)
-        self.em.dma(src, onchip(stage))
-        self.em.insn("vector", "tensor_scalar", op0="div", op1="bypass", src=stage, dst=dst,
-                     imm0=self.quant_scale, imm1=0.0)
+        for i, k in image_groups(x, nb):
+            src = x.endpoint((n0 + i) * sN + c0 * sC + h0 * sH, (cc, sC), [(k, sN), (cnt, rs * sH), (g.Wl, sW)])
+            dims = coalesce([(k, self.img), (cnt, istep * g.Wp), (g.Wl, u)])
+            at = first + i * self.img
+            dst = sbuf(0, cc, addr + at * self.es, self.dt, dims)
+            if self.quant_scale is None:
+                self.em.dma(src, onchip(dst))
+                continue
+            stage = sbuf(0, cc, self.staging[addr] + at * x.es, x.dtype, dims)
+            self.em.dma(src, onchip(stage))
+            self.em.insn("vector", "tensor_scalar", op0="div", op1="bypass", src=stage, dst=dst,
+                         imm0=self.quant_scale, imm1=0.0)
 
     def free(self):
         for a in self.staging.values():
@@ -698,8 +700,12 @@ class ConvKernel:
         co0, msz = self.plan.blocks[b]
         n = nb * R * g.OW
         sN, sC, sH, sW = r.strides
-        rt = sbuf(0, msz, self.res_buf.next(), r.dtype, [(n, 1)])
-        em.dma(r.endpoint(n0 * sN + co0 * sC + r0 * sH, (msz, sC), [(nb, sN), (R, sH), (g.OW, sW)]), onchip(rt))
+        rbase = self.res_buf.next()
+        rt = sbuf(0, msz, rbase, r.dtype, [(n, 1)])
+        es = dtype_size(r.dtype)
+        for i, k in image_groups(r, nb):
+            em.dma(r.endpoint((n0 + i) * sN + co0 * sC + r0 * sH, (msz, sC), [(k, sN), (R, sH), (g.OW, sW)]),
+                   onchip(sbuf(0, msz, rbase + i * R * g.OW * es, r.dtype, [(k * R * g.OW, 1)])))
         o = sbuf(0, msz, obase, self.y.dtype, [(n, 1)])
         em.insn("vector", "tensor_tensor", op="add", in0=o, in1=rt, dst=o)
         if self.residual_act != "identity":
@@ -710,8 +716,10 @@ class ConvKernel:
         g, y = self.g, self.y
         co0, msz = self.plan.blocks[b]
         sN, sC, sH, sW = y.strides
-        self.em.dma(onchip(sbuf(0, msz, obase, y.dtype, [(nb * R * g.OW, 1)])),
-                    y.endpoint(n0 * sN + co0 * sC + r0 * sH, (msz, sC), [(nb, sN), (R, sH), (g.OW, sW)]))
+        es = dtype_size(y.dtype)
+        for i, k in image_groups(y, nb):
+            self.em.dma(onchip(sbuf(0, msz, obase + i * R * g.OW * es, y.dtype, [(k * R * g.OW, 1)])),
+                        y.endpoint((n0 + i) * sN + co0 * sC + r0 * sH, (msz, sC), [(k, sN), (R, sH), (g.OW, sW)]))
 
 
 def _load_folded(em, loader: BandLoader, stage, slot, g: ConvGeom, plan: ConvPlan, dt, n0, nb, y0, rr0, rr, done):
