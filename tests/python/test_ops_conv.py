@@ -15,7 +15,7 @@ from torch.nn import functional as F
 from helpers import cosine, run_module
 from infsim import runtime
 from infsim.compiler import compile_model
-import infsim.compiler.kernels.conv as conv_kernels
+import infsim.compiler.kernels.conv_plan as conv_plan
 
 torch.manual_seed(0)
 DTYPES = ["fp32", "bf16"]
@@ -179,7 +179,7 @@ def test_stem_folding_saves_cycles(monkeypatch):
     """kh folded into the contraction: KW instead of KH*KW matmuls per PSUM tile."""
     m, x = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False), torch.randn(1, 3, 96, 96)
     folded = check(m, x, "bf16")
-    monkeypatch.setattr(conv_kernels, "FOLD_KH", False)
+    monkeypatch.setattr(conv_plan, "FOLD_KH", False)
     plain = check(m, x, "bf16")
     t_f, t_p = (s["counters"]["chip0"]["core0"]["tensor"] for s in (folded, plain))
     assert t_f["macs"] == t_p["macs"] and t_p["instructions"] > 6 * t_f["instructions"]

@@ -79,16 +79,11 @@ u, columns b mod u), each a stride-u convolution of the band with only the
 taps that land on input samples, written to the output tile at stride u: no
 multiplications by the inserted zeros (4x fewer for stride 2).
 
-Pooling runs on the vector engine with the same bands (pad value -inf for
-max, 0 for average), (n, c) rows on partitions: one tensor_reduce per band
-over the 4-dim pattern [(rows, sh*Wp), (OW, sw), (KH, dh*Wp), (KW, dw)]
-(reads k*k elements per output, one SBUF operand: cheaper than k*k-1
-tensor_tensor ops that read two). Average divides by the window size, or
-multiplies by a compile-time map of 1/count where counts differ
-(count_include_pad=0 with padding, ceil_mode).
+Modules: conv_geometry.py (shapes, pads, strides), conv_plan.py (layout and
+tile sizes), conv_bands.py (bands into SBUF), this one (weights, the loop
+nest and the instructions), pool.py (pooling on the same bands).
 """
-import math
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -100,365 +95,11 @@ from ..lower import Lowering, kernel
 from ..quantize import activation_scale, quantise_weights
 from ..views import DView
 from .common import P, Buffers, col, image_groups
+from .conv_bands import BandLoader, load_folded
+from .conv_geometry import ConvGeom, as4d, conv_geom, convtranspose_geom
+from .conv_plan import OUT_SLOTS, ConvPlan, conv_budget, plan_conv
 
-PSUM_N = 512  # output positions per PSUM tile: one bank of FP32
-SBUF_SHARE = 0.8  # fraction of the free SBUF a convolution plans for
-BAND_POS = 2048  # output positions a band aims for: stores write runs of >= 4 KiB per channel (BF16)
-OUT_SLOTS = 3  # band output tiles in flight (stores overlap the next bands)
 ACT_FUNCS = {"identity", "relu", "relu6", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu", "softplus"}
-NEG_INF = float("-inf")
-MEMSET_MAX = 32768  # elements per partition of one memset instruction
-FOLD_KH = True  # fold kernel rows into the contraction when C_in * KH <= 128 (False: for comparisons)
-
-
-# ============================================================================ geometry
-
-@dataclass
-class ConvGeom:
-    """A 2-D convolution as the kernel computes it. Padded coordinates: input
-    element (i, j) sits at padded (pt + u*i, pl + u*j); everything else of the
-    padded image is zero (u > 1: zero insertion for ConvTranspose)."""
-    N: int
-    C: int
-    H: int
-    W: int
-    CO: int
-    OH: int
-    OW: int
-    KH: int
-    KW: int
-    sh: int = 1
-    sw: int = 1
-    dh: int = 1
-    dw: int = 1
-    pt: int = 0
-    pl: int = 0
-    groups: int = 1
-    u: int = 1
-
-    @property
-    def Wp(self) -> int:
-        """Padded columns the taps read."""
-        return (self.OW - 1) * self.sw + (self.KW - 1) * self.dw + 1
-
-    @property
-    def Wl(self) -> int:
-        """Input columns inside Wp (the rest are never read)."""
-        return max(0, min(self.W, (self.Wp - 1 - self.pl) // self.u + 1))
-
-
-def _ints(node: Node, name, n, default):
-    v = node.attrs.get(name)
-    return [int(x) for x in v] if v is not None else [default] * n
-
-
-def _str(v, default="NOTSET") -> str:
-    if v is None:
-        return default
-    return v.decode() if isinstance(v, bytes) else str(v)
-
-
-def _pads(node: Node, in_sp, k, s, d):
-    """(begin pads, end pads) per spatial axis from ONNX pads or auto_pad, or a reason string."""
-    n = len(in_sp)
-    auto = _str(node.attrs.get("auto_pad"))
-    if auto in ("SAME_UPPER", "SAME_LOWER"):
-        begins, ends = [], []
-        for i in range(n):
-            total = max(0, (math.ceil(in_sp[i] / s[i]) - 1) * s[i] + (k[i] - 1) * d[i] + 1 - in_sp[i])
-            begins.append(total // 2 if auto == "SAME_UPPER" else total - total // 2)
-            ends.append(total - begins[-1])
-        return begins, ends
-    if auto == "VALID":
-        return [0] * n, [0] * n
-    if auto != "NOTSET":
-        return f"auto_pad {auto}"
-    pads = _ints(node, "pads", 2 * n, 0)
-    if min(pads) < 0:
-        return "negative pads"
-    return pads[:n], pads[n:]
-
-
-def _spatial(node: Node, lw: Lowering, kshape):
-    """(kernel, strides, dilations, begin pads) normalised to 2-D, or a reason string."""
-    n = len(kshape)
-    k = [int(x) for x in kshape]
-    s = _ints(node, "strides", n, 1)
-    d = _ints(node, "dilations", n, 1)
-    pads = _pads(node, lw.shape(node.inputs[0])[2:], k, s, d)
-    if isinstance(pads, str):
-        return pads
-    begins = pads[0]
-    if n == 1:
-        k, s, d, begins = [1] + k, [1] + s, [1] + d, [0] + begins
-    return k, s, d, begins
-
-
-def _as4d(v: DView) -> DView:
-    """[N, C, L] -> [N, C, 1, L] (a view)."""
-    if v.ndim == 4:
-        return v
-    return DView(v.addr, (v.shape[0], v.shape[1], 1, v.shape[2]), (v.strides[0], v.strides[1], 0, v.strides[2]),
-                 v.dtype)
-
-
-def _conv_geom(node: Node, lw: Lowering):
-    """(ConvGeom, weights [CO, C/groups, KH, KW]) of a Conv, or a reason string."""
-    xs, ys = lw.shape(node.inputs[0]), lw.shape(node.outputs[0])
-    if len(xs) not in (3, 4):
-        return f"{len(xs) - 2}-D convolution"
-    w = lw.const(node.inputs[1]).astype(np.float32)
-    sp = _spatial(node, lw, node.attrs.get("kernel_shape") or w.shape[2:])
-    if isinstance(sp, str):
-        return sp
-    k, s, d, b = sp
-    w = w.reshape(w.shape[0], w.shape[1], k[0], k[1])
-    x4 = xs if len(xs) == 4 else (xs[0], xs[1], 1, xs[2])
-    y4 = ys if len(ys) == 4 else (ys[0], ys[1], 1, ys[2])
-    g = ConvGeom(x4[0], x4[1], x4[2], x4[3], y4[1], y4[2], y4[3], k[0], k[1], s[0], s[1], d[0], d[1], b[0], b[1],
-                 int(node.attrs.get("group", 1)))
-    return g, w
-
-
-def _convtranspose_geom(node: Node, lw: Lowering):
-    """ConvTranspose as (ConvGeom of the equivalent stride-1 convolution of the
-    zero-inserted input, its weights [CO, C/groups, KH, KW]), or a reason."""
-    xs, ys = lw.shape(node.inputs[0]), lw.shape(node.outputs[0])
-    if len(xs) != 4:
-        return f"{len(xs) - 2}-D ConvTranspose"
-    if node.attrs.get("output_shape") is not None or _str(node.attrs.get("auto_pad")) not in ("NOTSET", "VALID"):
-        return "ConvTranspose with output_shape or auto_pad"
-    wt = lw.const(node.inputs[1]).astype(np.float32)  # [C, CO/groups, KH, KW]
-    G = int(node.attrs.get("group", 1))
-    KH, KW = wt.shape[2:]
-    s = _ints(node, "strides", 2, 1)
-    d = _ints(node, "dilations", 2, 1)
-    pads = [0] * 4 if _str(node.attrs.get("auto_pad")) == "VALID" else _ints(node, "pads", 4, 0)
-    pt, pl = d[0] * (KH - 1) - pads[0], d[1] * (KW - 1) - pads[1]
-    if pt < 0 or pl < 0 or min(pads) < 0:
-        return "ConvTranspose pads larger than dilation * (kernel - 1)"
-    C, cog = wt.shape[:2]
-    # Wc[g*cog + o, i] = Wt[g*cig + i, o], flipped in both spatial axes.
-    wc = wt.reshape(G, C // G, cog, KH, KW).transpose(0, 2, 1, 3, 4).reshape(G * cog, C // G, KH, KW)
-    wc = np.ascontiguousarray(wc[:, :, ::-1, ::-1])
-    if s[0] != s[1]:
-        return "ConvTranspose with different strides per axis"
-    return ConvGeom(xs[0], xs[1], xs[2], xs[3], ys[1], ys[2], ys[3], KH, KW, 1, 1, d[0], d[1], pt, pl, G, u=s[0]), wc
-
-
-# ============================================================================ planning
-
-def _quadrant_cover(a: int, e: int) -> Tuple[int, int]:
-    """The smallest partition range (start, count) covering [a, e) that engines
-    may address: it starts at 0, 32, 64 or 96 and spans at most 128, 32, 64 or 32."""
-    for start, span in ((96, 32), (64, 64), (32, 32), (0, 128)):
-        if start <= a and e - start <= span:
-            return start, e - start
-    raise ValueError(f"partitions [{a}, {e})")
-
-
-@dataclass
-class ConvPlan:
-    fold: int  # kh taps folded into partitions (1: none)
-    rstep: int  # padded rows between consecutive band rows (sh when only every sh-th row is read)
-    tiles: List[Tuple[int, int]]  # input channel tiles (c0, cc); a tile spans partitions [0, fold*cc)
-    taps: List[Tuple[int, int]]  # (kh, kw) per matmul; kh = 0 when folded (the shift is in the partitions)
-    blocks: List[Tuple[int, int]]  # output channel blocks (co0, msz), msz <= array columns
-    pairs: List[List[Tuple[int, int, int]]]  # per block: nonzero (tile, p0, pc), pc quadrant-legal
-    co_groups: List[List[int]]  # blocks whose weights are resident together
-    nb: int  # images per band (> 1 only when a band is whole images)
-    R: int  # output rows per band
-    rb: int  # output rows per PSUM tile
-    slots: int  # band slots in the ring
-    es: int  # bytes per element of the matmul dtype
-    group_cols: List[int] = field(default_factory=list)  # weight elements per partition per co group
-    # Output phases (a, b, taps): output rows = a mod u, columns = b mod u; with zero insertion
-    # (u > 1) a phase only uses the taps that land on input samples. u = 1: one phase, all taps.
-    phases: List[Tuple[int, int, List[int]]] = field(default_factory=list)
-
-    def rows_stored(self, g: ConvGeom, R: int) -> int:
-        """Rows of a band slot for R output rows."""
-        if self.rstep > 1 or self.fold > 1:
-            return R
-        return (R - 1) * g.sh + (g.KH - 1) * g.dh + 1
-
-    def stage_rows(self, g: ConvGeom, R: int) -> int:
-        """Rows of the ordinary band the folded band is replicated from."""
-        return (R - 1) * g.sh + (g.KH - 1) * g.dh + 1
-
-    def slot_elems(self, g: ConvGeom) -> int:
-        return len(self.tiles) * self.nb * self.rows_stored(g, self.R) * g.Wp
-
-    def stage_elems(self, g: ConvGeom) -> int:
-        return self.nb * self.stage_rows(g, self.R) * g.Wp if self.fold > 1 else 0
-
-
-def plan_conv(g: ConvGeom, array_cols: int, es: int, out_es: int, budget: int) -> ConvPlan:
-    """Chooses layout and tile sizes so everything fits `budget` bytes per partition."""
-    if g.OW > PSUM_N:
-        raise CompileError(f"output rows of {g.OW} > {PSUM_N} positions (one PSUM bank)")
-    if g.C % g.groups or g.CO % g.groups:
-        raise CompileError("channels not divisible by group")
-    fold = g.KH if (FOLD_KH and g.groups == 1 and g.u == 1 and g.KH > 1 and g.C * g.KH <= P) else 1
-    rstep = g.sh if (fold > 1 or (g.KH == 1 and g.u == 1)) else 1
-    if fold > 1:
-        tiles = [(0, g.C)]
-        taps = [(0, kw) for kw in range(g.KW)]
-    else:
-        tiles = [(c0, min(P, g.C - c0)) for c0 in range(0, g.C, P)]
-        taps = [(kh, kw) for kh in range(g.KH) for kw in range(g.KW)]
-    blocks = [(co0, min(array_cols, g.CO - co0)) for co0 in range(0, g.CO, array_cols)]
-    cig, cog = g.C // g.groups, g.CO // g.groups
-    pairs = []
-    for co0, msz in blocks:
-        if fold > 1:
-            pairs.append([(0, 0, fold * g.C)])
-            continue
-        lo, hi = (co0 // cog) * cig, ((co0 + msz - 1) // cog + 1) * cig  # input channels the block reads
-        row = []
-        for t, (c0, cc) in enumerate(tiles):
-            a, e = max(lo, c0) - c0, min(hi, c0 + cc) - c0
-            if a < e:
-                row.append((t,) + _quadrant_cover(a, e))
-        pairs.append(row)
-    block_cols = [len(pr) * len(taps) * msz for pr, (_, msz) in zip(pairs, blocks)]
-
-    avail = budget - len(blocks) * 4 - 256
-    # Weights: all resident if they take at most 60% of the space, else groups of blocks of <= 40% each.
-    if sum(block_cols) * es <= 0.6 * avail:
-        co_groups = [list(range(len(blocks)))]
-    else:
-        co_groups, cur, size = [], [], 0
-        for b, c in enumerate(block_cols):
-            if cur and (size + c) * es > 0.4 * avail:
-                co_groups.append(cur)
-                cur, size = [], 0
-            cur.append(b)
-            size += c
-        co_groups.append(cur)
-    group_cols = [sum(block_cols[b] for b in grp) for grp in co_groups]
-    avail -= max(group_cols) * es
-    u = g.u
-    phases = [(a, b, [i for i, (kh, kw) in enumerate(taps)
-                      if (a + kh * g.dh - g.pt) % u == 0 and (b + kw * g.dw - g.pl) % u == 0])
-              for a in range(u) for b in range(u)]
-    plan = ConvPlan(fold, rstep, tiles, taps, blocks, pairs, co_groups, 1, 1, 1, 2, es, group_cols, phases)
-
-    def fits(nb, R, rb):
-        """Sets the band shape; True if the ring of band slots and output tiles fits."""
-        plan.nb, plan.R, plan.rb = nb, R, rb
-        band = (plan.slot_elems(g) + plan.stage_elems(g)) * es
-        out = OUT_SLOTS * nb * R * g.OW * out_es
-        plan.slots = 3 if 3 * band + out <= avail else 2
-        return plan.slots * band + out <= avail
-
-    if g.OH * g.OW <= PSUM_N:  # whole images: a band is one PSUM tile of nb images
-        for nb in range(min(g.N, PSUM_N // (g.OH * g.OW)), 0, -1):
-            if fits(nb, g.OH, g.OH):
-                return plan
-    # Bands of R output rows, k PSUM tiles of rb rows each; smaller when SBUF is short.
-    # With zero insertion a PSUM tile holds one phase: rb/u rows of ceil(OW/u) columns.
-    rb = min(g.OH, PSUM_N // g.OW if u == 1 else u * (PSUM_N // -(-g.OW // u)))
-    k = min(-(-g.OH // rb), max(1, BAND_POS // (rb * g.OW)))
-    for R in [min(g.OH, k * rb) for k in range(k, 0, -1)] + list(range(rb - 1, 0, -1)):
-        if u > 1 and R % u and R < g.OH:  # zero-inserted rows stay in place when bands start at multiples of u
-            continue
-        if fits(1, R, min(rb, R) if u == 1 or R < u else min(rb, R) // u * u):
-            return plan
-    raise CompileError(f"one band of input rows ({len(tiles)} channel tiles x {g.Wp} columns) does not fit SBUF")
-
-
-def _budget(lw: Lowering, at_check: bool) -> int:
-    free = lw.t.sbuf_bytes if at_check else lw.em.sbuf.available()
-    return int(free * SBUF_SHARE)
-
-
-# ============================================================================ bands
-
-class BandLoader:
-    """Loads bands of a padded NCHW input into SBUF slots laid out
-    [tile][image][row][Wp]: slot row i of a band starting at padded row y0
-    holds padded row y0 + rstep*i."""
-
-    def __init__(self, em, x: DView, g: ConvGeom, dtype: str, rstep: int, rows: int, nb: int, ntiles: int,
-                 parts: int, pad_value: float = 0.0, quant_scale: Optional[float] = None):
-        self.em, self.x, self.g, self.dt = em, x, g, dtype
-        self.quant_scale = quant_scale  # INT8: rows arrive in a staging copy, then x / scale into the slot
-        self.staging: Dict[int, int] = {}  # slot address -> its staging copy (same element offsets)
-        self.es = dtype_size(dtype)
-        self.rstep, self.rows, self.nb, self.parts, self.pad = rstep, rows, nb, parts, pad_value
-        self.img = rows * g.Wp  # elements of one image in a slot
-        self.tile = nb * self.img  # elements of one ci tile in a slot
-        self.ntiles = ntiles
-
-    def _memset(self, addr, dims):
-        self.em.insn("vector", "memset", dst=sbuf(0, self.parts, addr, self.dt, coalesce(dims)), value=self.pad)
-
-    def init_slot(self, addr):
-        """Pads no band DMA writes: the pad columns (or, with zero insertion,
-        everything), once per slot."""
-        g = self.g
-        n = self.ntiles * self.tile
-        if g.u > 1:
-            for e0 in range(0, n, MEMSET_MAX):
-                self._memset(addr + e0 * self.es, [(min(MEMSET_MAX, n - e0), 1)])
-            return
-        lines = self.ntiles * self.nb * self.rows
-        right = g.pl + g.Wl
-        if g.pl:
-            self._memset(addr, [(lines, g.Wp), (g.pl, 1)])
-        if right < g.Wp:
-            self._memset(addr + right * self.es, [(lines, g.Wp), (g.Wp - right, 1)])
-
-    def load(self, addr, t, c0, cc, n0, nb, y0, i0, i1):
-        """Slot rows [i0, i1) of the band that starts at padded row y0 (slot row
-        i = padded row y0 + rstep*i), channels [c0, c0+cc) of images
-        [n0, n0+nb), into ci tile t of the slot at addr."""
-        g, x, u, rs = self.g, self.x, self.g.u, self.rstep
-        base = addr + t * self.tile * self.es
-        last = g.pt + u * (g.H - 1)  # padded row of the last input row
-        if u == 1:
-            lo = max(i0, -(-(g.pt - y0) // rs))
-            hi = min(i1, (last - y0) // rs + 1) if last >= y0 else i0
-            h0, istep = y0 + rs * lo - g.pt, 1
-            cnt = hi - lo
-        else:  # zero insertion: input rows land every u-th padded row (rstep is 1)
-            p0 = g.pt + u * max(0, -(-(y0 + i0 - g.pt) // u))  # first input row at or after slot row i0
-            p1 = g.pt + u * ((min(y0 + i1 - 1, last) - g.pt) // u)  # last one before slot row i1
-            cnt = (p1 - p0) // u + 1 if y0 + i1 - 1 >= g.pt and p1 >= p0 else 0
-            lo, hi, h0, istep = p0 - y0, p1 - y0 + 1, (p0 - g.pt) // u, u
-        if cnt <= 0:
-            lo = hi = i1
-        # Pad rows above and below the image (an earlier band may have left data there;
-        # with zero insertion the rows between input rows are never written).
-        if lo > i0 and y0 + rs * i0 < g.pt:
-            self._memset(base + i0 * g.Wp * self.es, [(nb, self.img), ((lo - i0) * g.Wp, 1)])
-        if hi < i1 and y0 + rs * (i1 - 1) > last:
-            self._memset(base + hi * g.Wp * self.es, [(nb, self.img), ((i1 - hi) * g.Wp, 1)])
-        if cnt <= 0:
-            return
-        sN, sC, sH, sW = x.strides
-        first = t * self.tile + lo * g.Wp + g.pl  # element offset in the slot
-        if self.quant_scale is not None and addr not in self.staging:
-            self.staging[addr] = self.em.sbuf.alloc(self.ntiles * self.tile * x.es, "INT8 band staging")
-        for i, k in image_groups(x, nb):
-            src = x.endpoint((n0 + i) * sN + c0 * sC + h0 * sH, (cc, sC), [(k, sN), (cnt, rs * sH), (g.Wl, sW)])
-            dims = coalesce([(k, self.img), (cnt, istep * g.Wp), (g.Wl, u)])
-            at = first + i * self.img
-            dst = sbuf(0, cc, addr + at * self.es, self.dt, dims)
-            if self.quant_scale is None:
-                self.em.dma(src, onchip(dst))
-                continue
-            stage = sbuf(0, cc, self.staging[addr] + at * x.es, x.dtype, dims)
-            self.em.dma(src, onchip(stage))
-            self.em.insn("vector", "tensor_scalar", op0="div", op1="bypass", src=stage, dst=dst,
-                         imm0=self.quant_scale, imm1=0.0)
-
-    def free(self):
-        for a in self.staging.values():
-            self.em.sbuf.free(a, self.ntiles * self.tile * self.x.es)
-        self.staging = {}
-
 
 # ============================================================================ convolution
 
@@ -575,7 +216,7 @@ class ConvKernel:
         self.es = es = dtype_size(self.mdt)
         # INT8 bands have a staging copy beside them: plan for both.
         out_es = y.es + (residual.es if residual is not None else 0)  # output tile (+ residual tile)
-        self.plan = plan = plan_conv(g, t.array_cols, es + (x.es if self.int8 else 0), out_es, _budget(lw, False))
+        self.plan = plan = plan_conv(g, t.array_cols, es + (x.es if self.int8 else 0), out_es, conv_budget(lw, False))
         rescale = None
         if self.int8:
             w, w_scales = quantise_weights(w.astype(np.float32), axis=0)
@@ -648,7 +289,7 @@ class ConvKernel:
                     self.loader.load(slot, ti, c0, cc, n0, nb, r0 * g.sh, done, need)
                 done = need
             else:
-                done = _load_folded(self.em, self.loader, stage, slot, g, plan, self.mdt, n0, nb, r0 * g.sh, rr0,
+                done = load_folded(self.em, self.loader, stage, slot, g, plan, self.mdt, n0, nb, r0 * g.sh, rr0,
                                     rr, done)
         return slot
 
@@ -722,23 +363,6 @@ class ConvKernel:
                         y.endpoint((n0 + i) * sN + co0 * sC + r0 * sH, (msz, sC), [(k, sN), (R, sH), (g.OW, sW)]))
 
 
-def _load_folded(em, loader: BandLoader, stage, slot, g: ConvGeom, plan: ConvPlan, dt, n0, nb, y0, rr0, rr, done):
-    """Rows [rr0, rr0+rr) of a folded band: the ordinary band rows they need
-    (beyond the `done` already loaded) into `stage`, then one on-chip DMA per
-    kernel row f: partitions [f*C, (f+1)*C) get padded rows y0 + f*dh + sh*i,
-    so kernel row f becomes a partition shift. Returns the stage rows loaded."""
-    es = dtype_size(dt)
-    need = plan.stage_rows(g, rr0 + rr)
-    loader.load(stage, 0, 0, g.C, n0, nb, y0, done, need)
-    Wp, simg, img = g.Wp, loader.img, plan.R * g.Wp  # image strides of the stage and the folded slot
-    for f in range(plan.fold):
-        src = sbuf(0, g.C, stage + (f * g.dh + rr0 * g.sh) * Wp * es, dt,
-                   coalesce([(nb, simg), (rr, g.sh * Wp), (Wp, 1)]))
-        dst = sbuf(f * g.C, g.C, slot + rr0 * Wp * es, dt, coalesce([(nb, img), (rr * Wp, 1)]))
-        em.dma(onchip(src), onchip(dst))
-    return need
-
-
 # ------------------------------------------------------------------------ checks and kernels
 
 def _check_common(node: Node, lw: Lowering, geom_fn):
@@ -755,18 +379,18 @@ def _check_common(node: Node, lw: Lowering, geom_fn):
     g, _ = r
     try:
         mdt = lw.opt.matmul_dtype
-        plan_conv(g, lw.t.array_cols, dtype_size(mdt), 4, _budget(lw, True))
+        plan_conv(g, lw.t.array_cols, dtype_size(mdt), 4, conv_budget(lw, True))
     except CompileError as e:
         return str(e)
     return None
 
 
 def check_conv(node: Node, lw: Lowering):
-    return _check_common(node, lw, _conv_geom)
+    return _check_common(node, lw, conv_geom)
 
 
 def check_convtranspose(node: Node, lw: Lowering):
-    return _check_common(node, lw, _convtranspose_geom)
+    return _check_common(node, lw, convtranspose_geom)
 
 
 def _emit(node: Node, lw: Lowering, geom_fn):
@@ -774,145 +398,19 @@ def _emit(node: Node, lw: Lowering, geom_fn):
     if isinstance(r, str):
         raise CompileError(f"{node.name}: {r}")
     g, w = r
-    x = _as4d(lw.view(node.inputs[0]))
-    y = _as4d(lw.new_output(node.outputs[0]))
+    x = as4d(lw.view(node.inputs[0]))
+    y = as4d(lw.new_output(node.outputs[0]))
     bias = node.inputs[2] if len(node.inputs) > 2 and node.inputs[2] else None
-    residual = _as4d(lw.view(node.inputs[3])) if node.attrs.get("residual") else None
+    residual = as4d(lw.view(node.inputs[3])) if node.attrs.get("residual") else None
     ConvKernel(lw, node, x, y, g, w, bias, node.attrs.get("act", "identity"), residual,
                node.attrs.get("residual_act", "identity")).run()
 
 
 @kernel("Conv", check=check_conv)
 def emit_conv(node: Node, lw: Lowering):
-    _emit(node, lw, _conv_geom)
+    _emit(node, lw, conv_geom)
 
 
 @kernel("ConvTranspose", check=check_convtranspose)
 def emit_convtranspose(node: Node, lw: Lowering):
-    _emit(node, lw, _convtranspose_geom)
-
-
-# ============================================================================ pooling
-
-POOL_FMAX = 2048  # output elements per partition of one band
-
-
-def _pool_geom(node: Node, lw: Lowering):
-    """(ConvGeom with CO = C, reciprocal window counts [OH, OW] or None when uniform, scale) or a reason."""
-    xs, ys = lw.shape(node.inputs[0]), lw.shape(node.outputs[0])
-    if len(xs) != 4:
-        return f"{len(xs) - 2}-D pooling"
-    if len(node.outputs) > 1 and node.outputs[1]:
-        return "MaxPool indices output"
-    k = [int(v) for v in node.attrs["kernel_shape"]]
-    s = _ints(node, "strides", 2, 1)
-    d = _ints(node, "dilations", 2, 1)
-    pads = _pads(node, xs[2:], k, s, d)
-    if isinstance(pads, str):
-        return pads
-    (pt, pl), ends = pads
-    g = ConvGeom(xs[0], xs[1], xs[2], xs[3], xs[1], ys[2], ys[3], k[0], k[1], s[0], s[1], d[0], d[1], pt, pl)
-    if node.op == "MaxPool":
-        return g, None, 1.0
-    if d != [1, 1]:
-        return "AveragePool with dilations"
-    # Window sizes as PyTorch counts them: windows clipped to the padded
-    # extent (count_include_pad) or to the image; ceil_mode windows may overhang both.
-    include = int(node.attrs.get("count_include_pad", 0))
-    counts = []
-    for o, n, kk, ss, beg, end in ((g.OH, xs[2], k[0], s[0], pt, ends[0]), (g.OW, xs[3], k[1], s[1], pl, ends[1])):
-        st = np.arange(o) * ss - beg
-        en = np.minimum(st + kk, n + end)
-        counts.append(en - st if include else np.minimum(en, n) - np.maximum(st, 0))
-    cnt = counts[0][:, None] * counts[1][None, :]
-    if np.all(cnt == cnt.flat[0]):
-        return g, None, 1.0 / float(cnt.flat[0])
-    return g, (1.0 / cnt).astype(np.float32), 1.0
-
-
-def _pool_rows(g: ConvGeom, es: int, out_es: int, budget: int) -> Tuple[int, int]:
-    """(output rows per band, input rows per band slot) so that two band
-    slots, two output tiles and the FP32 sum and 1/count tiles fit `budget`."""
-    def rows_in(R):
-        return (R - 1) * g.sh + (g.KH - 1) * g.dh + 1
-    for R in range(max(1, min(g.OH, POOL_FMAX // g.OW)), 0, -1):
-        if 2 * rows_in(R) * g.Wp * es + 2 * R * g.OW * (out_es + 8) <= budget:
-            return R, rows_in(R)
-    raise CompileError(f"pooling rows of {g.Wp} columns do not fit SBUF")
-
-
-def check_pool(node: Node, lw: Lowering):
-    r = _pool_geom(node, lw)
-    if isinstance(r, str):
-        return r
-    try:
-        _pool_rows(r[0], 4, 4, _budget(lw, True))
-    except CompileError as e:
-        return str(e)
-    return None
-
-
-def _nc_images(*views: DView) -> List[Tuple[DView, ...]]:
-    """NCHW views as [1, rows, H, W] views whose rows (n, c) are equally
-    spaced: one tuple for all images when every view packs its images, else
-    one tuple per image."""
-    N, C = views[0].shape[:2]
-
-    def image(v, n, count):
-        sN, sC, sH, sW = v.strides
-        return DView(v.addr + n * sN * v.es, (1, count * C) + v.shape[2:], (0, sC, sH, sW), v.dtype)
-    if N == 1 or all(v.strides[0] == C * v.strides[1] for v in views):
-        return [tuple(image(v, 0, N) for v in views)]
-    return [tuple(image(v, n, 1) for v in views) for n in range(N)]
-
-
-@kernel("MaxPool", "AveragePool", check=check_pool)
-def emit_pool(node: Node, lw: Lowering):
-    em = lw.em
-    g, rmap, scale = _pool_geom(node, lw)
-    is_max = node.op == "MaxPool"
-    x = lw.view(node.inputs[0])
-    y = lw.new_output(node.outputs[0])
-    dt = x.dtype  # bands stay in the storage dtype: max is exact, sums are FP32
-    R, rows_in = _pool_rows(g, x.es, y.es, _budget(lw, False))
-    band_buf = Buffers(em, rows_in * g.Wp * x.es, 2, f"{node.name} band")
-    out_buf = Buffers(em, R * g.OW * y.es, 2, f"{node.name} out")
-    acc_buf = None if is_max else Buffers(em, R * g.OW * 4, 2, f"{node.name} sum")
-    map_buf = None if rmap is None else Buffers(em, R * g.OW * 4, 2, f"{node.name} 1/count")
-    map_view = None
-    if rmap is not None:
-        key = f"{node.name}#pool_rcount"
-        lw.g.constants[key] = rmap.reshape(-1)
-        map_view = lw.view(key, dtype="fp32")
-    images = _nc_images(x, y)
-    loaders = [BandLoader(em, xi, g, dt, 1, rows_in, 1, 1, min(P, xi.shape[1]), NEG_INF if is_max else 0.0)
-               for xi, _ in images]
-    for a in band_buf.addrs:  # the pad columns are the same for every image
-        loaders[0].init_slot(a)
-    for (xi, yi), loader in zip(images, loaders):
-        rows = xi.shape[1]
-        for c0 in range(0, rows, P):
-            cc = min(P, rows - c0)
-            for r0 in range(0, g.OH, R):
-                rb = min(R, g.OH - r0)
-                slot = band_buf.next()
-                loader.load(slot, 0, c0, cc, 0, 1, r0 * g.sh, 0, (rb - 1) * g.sh + (g.KH - 1) * g.dh + 1)
-                win = sbuf(0, cc, slot, dt, [(rb, g.sh * g.Wp), (g.OW, g.sw), (g.KH, g.dh * g.Wp), (g.KW, g.dw)])
-                o = sbuf(0, cc, out_buf.next(), y.dtype, [(rb * g.OW, 1)])
-                if is_max:
-                    em.insn("vector", "tensor_reduce", op="max", axes=2, src=win, dst=o)
-                else:
-                    acc = sbuf(0, cc, acc_buf.next(), "fp32", [(rb * g.OW, 1)])
-                    em.insn("vector", "tensor_reduce", op="add", axes=2, src=win, dst=acc)
-                    if rmap is None:
-                        em.insn("scalar", "activation", func="identity", src=acc, dst=o, bias=None, scale=scale,
-                                accum=None)
-                    else:
-                        m = sbuf(0, cc, map_buf.next(), "fp32", [(rb * g.OW, 1)])
-                        em.dma(map_view.endpoint(r0 * g.OW, (cc, 0), [(rb * g.OW, 1)]), onchip(m))
-                        em.insn("vector", "tensor_tensor", op="mul", in0=acc, in1=m, dst=o)
-                sC, sH, sW = yi.strides[1:]
-                em.dma(onchip(o), yi.endpoint(c0 * sC + r0 * sH, (cc, sC), [(rb, sH), (g.OW, sW)]))
-    for buf in (band_buf, out_buf, acc_buf, map_buf):
-        if buf is not None:
-            buf.free()
+    _emit(node, lw, convtranspose_geom)
