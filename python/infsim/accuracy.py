@@ -61,7 +61,7 @@ def _example(models, name, kw):
     return (module.example_input(**kw),)
 
 
-def measure(name, dtype, size="small", target="inf1", calibration_batches=2, seed=0):
+def measure(name, dtype, size="small", target="inf1", calibration_batches=2, seed=0, calibration_method="percentile"):
     """One row of the report."""
     import torch
     from . import runtime
@@ -79,7 +79,8 @@ def measure(name, dtype, size="small", target="inf1", calibration_batches=2, see
         calibration = {n: np.concatenate([c[j].numpy() for c in cal]) for j, n in enumerate(names)}
     report = []
     t0 = time.perf_counter()
-    exe = compile_model(proto, target=target, dtype=dtype, calibration=calibration, report=report)
+    exe = compile_model(proto, target=target, dtype=dtype, calibration=calibration, report=report,
+                        calibration_method=calibration_method)
     t_compile = time.perf_counter() - t0
     feeds = {n: x.numpy() for n, x in zip(names, inputs)}
     t0 = time.perf_counter()

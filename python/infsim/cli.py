@@ -21,7 +21,7 @@ def cmd_compile(a):
     report = []
     exe = compile_model(a.model, target=a.target, dtype=a.dtype, batch=a.batch, autocast=a.auto_cast,
                         fallback=a.fallback, calibration=calibration, report=report,
-                        resident_share=a.sbuf_resident_share)
+                        resident_share=a.sbuf_resident_share, calibration_method=a.calibration_method)
     exe.save(a.output)
     meta = runtime.metadata(exe)
     on_host = [r for r in report if r[2] == "host"]
@@ -201,6 +201,9 @@ def build_parser():
     c.add_argument("--auto-cast", default="all", choices=["all", "matmul"],
                    help="all: every float value in --dtype; matmul: only matmul/convolution operands")
     c.add_argument("--calibration", help="int8: .npz of calibration inputs keyed by input name (batch axis first)")
+    c.add_argument("--calibration-method", default="percentile", choices=["percentile", "mse"],
+                   help="int8: an activation's range is a high percentile of |x|, or the clipping threshold "
+                        "with the least quantisation error")
     c.add_argument("--fallback", default="host", choices=["host", "none"],
                    help="host: ops the device cannot run execute on the CPU; none: they are an error")
     c.add_argument("--batch", type=int, help="fixes a dynamic batch dimension")

@@ -18,7 +18,8 @@ FALLBACK = ("host", "none")
 
 
 def compile_model(model, target: str = "inf1", dtype: str = "bf16", batch=None, autocast: str = "all",
-                  fallback: str = "host", calibration=None, report=None, resident_share=None):
+                  fallback: str = "host", calibration=None, report=None, resident_share=None,
+                  calibration_method: str = "percentile"):
     """Compiles an ONNX model (path or ModelProto).
 
     target:    "inf1", "inf2" or a chip configuration YAML file.
@@ -28,6 +29,7 @@ def compile_model(model, target: str = "inf1", dtype: str = "bf16", batch=None, 
                matmul/convolution operands and keeps everything else FP32.
     fallback:  "host" runs ops the device cannot on the CPU; "none" makes them an error.
     report:    a list that receives one (node, op, placement, reason) per node.
+    calibration_method: int8: "percentile" or "mse" (compiler/quantize.py).
     resident_share: fraction of SBUF kept for values resident between kernels
                (default lower.RESIDENT_SHARE; 0 keeps every value in DRAM, for comparisons).
     Returns an `_infsim.Executable` when everything runs on the device, else
@@ -54,7 +56,7 @@ def compile_model(model, target: str = "inf1", dtype: str = "bf16", batch=None, 
         if calibration is None:
             raise CompileError("--dtype int8 needs a calibration set (post-training quantisation): "
                                "pass calibration inputs (CLI: --calibration FILE.npz)")
-        options.quant = calibrate(graph, calibration)
+        options.quant = calibrate(graph, calibration, calibration_method)
     graph = optimize(graph)
     tgt = Target.load(target)
     placement = place(graph, tgt, options)

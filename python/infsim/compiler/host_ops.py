@@ -19,10 +19,14 @@ input to 2-D around `axis`): run_graph and fold_constants take Graph.opset
 Dtypes: outputs keep ONNX's output types (float ops on float32 give float32,
 integer ops stay in their integer type, comparisons give bool, Shape int64).
 Elementwise float ops run in the input's precision; Conv, ConvTranspose,
-MatMul and Gemm accumulate in float64 and round once to the input's type.
+MatMul and Gemm accumulate in float64 and round once to the input's type (in
+float32, convolutions through PyTorch, inside `statistics_precision`: for
+calibration).
 """
+import contextlib
 import dataclasses
 import math
+import os
 from functools import reduce
 from typing import Callable, Dict, List, Optional
 
@@ -91,10 +95,34 @@ def _is_float(x):
     return np.issubdtype(x.dtype, np.floating)
 
 
+# The products' accumulation type: float64 (reference semantics) unless a caller that
+# only needs statistics (INT8 calibration) asks for speed (`statistics_precision`).
+_ACCUMULATE = np.float64
+
+
+@contextlib.contextmanager
+def statistics_precision():
+    """Products accumulate in float32 and 2-D convolutions run through PyTorch
+    on every CPU inside this block: about as exact as the float32 values
+    themselves, many times faster than the float64 reference path (ResNet-50
+    at 224x224: 0.2 s an image instead of 3). For calibration."""
+    import torch
+    global _ACCUMULATE
+    saved, _ACCUMULATE = _ACCUMULATE, np.float32
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(threads, os.cpu_count() or 1))
+    try:
+        yield
+    finally:
+        _ACCUMULATE = saved
+        torch.set_num_threads(threads)
+
+
 def _f64(x):
-    """A C-contiguous float64 copy: the layout BLAS products run fastest on (astype would
+    """A C-contiguous copy in the accumulation type (float64 but in
+    statistics_precision): the layout BLAS products run fastest on (astype would
     keep a transposed view's layout)."""
-    return np.ascontiguousarray(x, dtype=np.float64)
+    return np.ascontiguousarray(x, dtype=_ACCUMULATE)
 
 
 def _pad_or_crop(x, begin, end, mode="constant", value=0):
@@ -382,7 +410,15 @@ def _conv(node, inputs):
     strides, dilations = _spatial_attrs(node, nsp)
     begin, end = _auto_pads(node, x.shape[2:], w.shape[2:], strides, dilations)
     xp = _pad_or_crop(x, [0, 0] + begin, [0, 0] + end)
-    y = _correlate(xp, w, strides, dilations, _attr(node, "group", 1))
+    if _ACCUMULATE is np.float32 and nsp == 2 and x.dtype == np.float32:
+        import torch
+        with torch.no_grad():
+            y = torch.nn.functional.conv2d(torch.from_numpy(np.array(xp, np.float32, order="C")),
+                                           torch.from_numpy(np.array(w, np.float32, order="C")),
+                                           stride=tuple(strides), dilation=tuple(dilations),
+                                           groups=_attr(node, "group", 1)).numpy()
+    else:
+        y = _correlate(xp, w, strides, dilations, _attr(node, "group", 1))
     return [_add_bias(y, b).astype(x.dtype)]
 
 

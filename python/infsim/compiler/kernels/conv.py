@@ -92,7 +92,7 @@ from ...isa import dtype_size, onchip, sbuf
 from ..emitter import coalesce
 from ..ir import CompileError, Node
 from ..lower import Lowering, kernel
-from ..quantize import activation_scale, quantise_weights
+from ..quantize import conv_input_quantisation, quantise_weights
 from ..views import DView
 from .common import P, Buffers, col, image_groups
 from .conv_bands import BandLoader, load_folded
@@ -206,24 +206,28 @@ class ConvKernel:
         # y = residual_act(conv + residual), the residual loaded like the store in reverse.
         self.residual, self.residual_act = residual, residual_act
         # INT8 (post-training quantisation, a calibrated Conv input): the band loader
-        # quantises the input on chip (x / x_scale into INT8, by the vector engine from a
-        # staging copy in the storage dtype); weights are quantised per output channel
-        # here, and the epilogue rescales the INT32 sums by x_scale * w_scale[co].
+        # quantises the input on chip (x / x_scale + zero point into INT8, by the vector
+        # engine from a staging copy in the storage dtype; pads hold the zero point);
+        # weights are quantised per output channel here, and the epilogue rescales the
+        # INT32 sums by x_scale * w_scale[co] and adds the bias, which absorbs the zero point.
         quant = lw.opt.quant
         self.int8 = quant is not None and node.op == "Conv" and node.inputs[0] in quant
-        x_scale = activation_scale(quant[node.inputs[0]]) if self.int8 else None
+        x_scale, zero = conv_input_quantisation(quant[node.inputs[0]]) if self.int8 else (None, 0)
         self.mdt = "int8" if self.int8 else lw.opt.matmul_dtype
         self.es = es = dtype_size(self.mdt)
         # INT8 bands have a staging copy beside them: plan for both.
         out_es = y.es + (residual.es if residual is not None else 0)  # output tile (+ residual tile)
         self.plan = plan = plan_conv(g, t.array_cols, es + (x.es if self.int8 else 0), out_es, conv_budget(lw, False))
         rescale = None
+        bias_values = lw.const(bias).astype(np.float32).reshape(-1) if bias else None
         if self.int8:
             w, w_scales = quantise_weights(w.astype(np.float32), axis=0)
             rescale = x_scale * w_scales
+            if zero:  # the zero point's share of every window: -z * sum(W[co]), rescaled, into the bias
+                shift = -zero * rescale * w.reshape(w.shape[0], -1).sum(axis=1)
+                bias_values = shift if bias_values is None else bias_values + shift
         self.weights = ConvWeights(lw, node, w, g, plan, self.mdt)
-        self.bias_buf, self.bias_addr = _bias_columns(lw, node, lw.const(bias) if bias else None, plan,
-                                                      t.array_cols)
+        self.bias_buf, self.bias_addr = _bias_columns(lw, node, bias_values, plan, t.array_cols)
         self.scale_buf, self.scale_addr = _bias_columns(lw, node, rescale, plan, t.array_cols, "rescale")
         self.out_buf = Buffers(em, plan.nb * plan.R * g.OW * y.es, OUT_SLOTS, f"{node.name} out")
         self.res_buf = Buffers(em, plan.nb * plan.R * g.OW * residual.es, OUT_SLOTS, f"{node.name} residual") \
@@ -233,12 +237,12 @@ class ConvKernel:
         if plan.fold > 1:  # ordinary bands, replicated into the folded ones
             self.stage_buf = Buffers(em, plan.stage_elems(g) * es, plan.slots, f"{node.name} stage")
             self.loader = BandLoader(em, x, g, self.mdt, 1, plan.stage_rows(g, plan.R), plan.nb, 1, g.C,
-                                     quant_scale=x_scale)
+                                     pad_value=zero, quant_scale=x_scale)
             zeroed = self.stage_buf
         else:
             self.stage_buf = None
             self.loader = BandLoader(em, x, g, self.mdt, plan.rstep, plan.rows_stored(g, plan.R), plan.nb,
-                                     len(plan.tiles), min(P, g.C), quant_scale=x_scale)
+                                     len(plan.tiles), min(P, g.C), pad_value=zero, quant_scale=x_scale)
             zeroed = self.band_buf
         for a in zeroed.addrs:
             self.loader.init_slot(a)

@@ -23,7 +23,8 @@ class BandLoader:
     def __init__(self, em, x: DView, g: ConvGeom, dtype: str, rstep: int, rows: int, nb: int, ntiles: int,
                  parts: int, pad_value: float = 0.0, quant_scale: Optional[float] = None):
         self.em, self.x, self.g, self.dt = em, x, g, dtype
-        self.quant_scale = quant_scale  # INT8: rows arrive in a staging copy, then x / scale into the slot
+        # INT8: rows arrive in a staging copy, then x / scale + pad_value (the zero point) into the slot
+        self.quant_scale = quant_scale
         self.staging: Dict[int, int] = {}  # slot address -> its staging copy (same element offsets)
         self.es = dtype_size(dtype)
         self.rstep, self.rows, self.nb, self.parts, self.pad = rstep, rows, nb, parts, pad_value
@@ -91,8 +92,9 @@ class BandLoader:
                 continue
             stage = sbuf(0, cc, self.staging[addr] + at * x.es, x.dtype, dims)
             self.em.dma(src, onchip(stage))
-            self.em.insn("vector", "tensor_scalar", op0="div", op1="bypass", src=stage, dst=dst,
-                         imm0=self.quant_scale, imm1=0.0)
+            # x / scale + zero point, rounded once when stored as INT8 (saturating)
+            self.em.insn("vector", "tensor_scalar", op0="div", op1="add" if self.pad else "bypass", src=stage,
+                         dst=dst, imm0=self.quant_scale, imm1=float(self.pad))
 
     def free(self):
         for a in self.staging.values():
