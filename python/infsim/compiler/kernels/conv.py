@@ -99,6 +99,11 @@ from .conv_bands import BandLoader, load_folded
 from .conv_geometry import ConvGeom, as4d, conv_geom, convtranspose_geom
 from .conv_plan import OUT_SLOTS, ConvPlan, conv_budget, plan_conv
 
+# A convolution with fewer input channels per group stays BF16 under INT8: its bands
+# are quantised on that many partitions of the vector engine, slower than the BF16
+# products it would save (ResNet-50's 3-channel stem: 154 against 92 us an image),
+# and an image's raw input is the activation that quantises worst.
+INT8_MIN_CHANNELS = 16
 ACT_FUNCS = {"identity", "relu", "relu6", "sigmoid", "tanh", "gelu", "gelu_tanh", "silu", "softplus"}
 
 # ============================================================================ convolution
@@ -211,7 +216,8 @@ class ConvKernel:
         # weights are quantised per output channel here, and the epilogue rescales the
         # INT32 sums by x_scale * w_scale[co] and adds the bias, which absorbs the zero point.
         quant = lw.opt.quant
-        self.int8 = quant is not None and node.op == "Conv" and node.inputs[0] in quant
+        self.int8 = quant is not None and node.op == "Conv" and node.inputs[0] in quant and \
+            g.C // g.groups >= INT8_MIN_CHANNELS
         x_scale, zero = conv_input_quantisation(quant[node.inputs[0]]) if self.int8 else (None, 0)
         self.mdt = "int8" if self.int8 else lw.opt.matmul_dtype
         self.es = es = dtype_size(self.mdt)
