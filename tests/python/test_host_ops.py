@@ -466,3 +466,26 @@ def test_reference_model(reference, name, opset):
     err = float(np.abs(got - want).max())
     assert err <= 1e-3 * scale, f"{name}: max abs error {err:.3e} > 1e-3 x {scale:.3e}"
     assert cosine(got, want) >= 0.99999
+
+
+def test_statistics_precision_agrees_with_the_reference_and_restores_it():
+    """Calibration's fast path (float32, PyTorch convolutions and products) gives the
+    reference's values to float32 accuracy, and leaves the reference path and
+    PyTorch's thread count as they were."""
+    from infsim.compiler import host_ops
+    net = models.build("mlp")
+    x = torch.randn(4, 784)
+    g = load_onnx(to_onnx(net, (x,)), None)
+    feeds = {g.inputs[0].name: x.numpy()}
+    ref = run_graph(g, feeds)
+    threads = torch.get_num_threads()
+    with host_ops.statistics_precision():
+        fast = run_graph(g, feeds)
+        conv = eval_node(Node("Conv", "c", ["x", "w"], ["y"], {"pads": [1, 1, 1, 1]}),
+                         [rand(2, 8, 9, 9), rand(16, 8, 3, 3, seed=1)], 13)[0]
+    assert host_ops._ACCUMULATE is np.float64 and torch.get_num_threads() == threads
+    slow = eval_node(Node("Conv", "c", ["x", "w"], ["y"], {"pads": [1, 1, 1, 1]}),
+                     [rand(2, 8, 9, 9), rand(16, 8, 3, 3, seed=1)], 13)[0]
+    for k in ref:
+        np.testing.assert_allclose(fast[k], ref[k], rtol=1e-4, atol=1e-4 * np.abs(ref[k]).max())
+    np.testing.assert_allclose(conv, slow, rtol=1e-4, atol=1e-4 * np.abs(slow).max())
