@@ -363,3 +363,13 @@ def test_int8_convolution_of_a_relu_output_uses_a_zero_point(method, monkeypatch
         assert cosine(got, ref) >= 0.999
         errors.append(float(np.abs(got - ref).mean()))
     assert errors[0] < 0.9 * errors[1], errors
+
+
+@pytest.mark.parametrize("width", [7, 14, 15, 40])
+def test_strided_1x1_conv_of_short_dram_rows_loads_whole_rows(width):
+    """A stride-2 1x1 convolution whose input rows in DRAM are shorter than a burst
+    loads whole rows (a channel of an image one DMA piece) and subsamples on chip;
+    longer rows load only the rows it reads. Both give PyTorch's values."""
+    m = nn.Conv2d(24, 40, 1, stride=2).eval().requires_grad_(False)
+    got, ref, _, _ = run_module(m, torch.randn(3, 24, 9, width), fallback="none", dtype="fp32")
+    assert np.abs(got - ref).max() <= 1e-5 * np.abs(ref).max()

@@ -93,12 +93,18 @@ from ..emitter import coalesce
 from ..ir import CompileError, Node
 from ..lower import Lowering, kernel
 from ..quantize import conv_input_quantisation, quantise_weights
+from ..residency import RESIDENT_BASE
 from ..views import DView
 from .common import P, Buffers, col, image_groups
 from .conv_bands import BandLoader, load_folded
 from .conv_geometry import ConvGeom, as4d, conv_geom, convtranspose_geom
 from .conv_plan import OUT_SLOTS, ConvPlan, conv_budget, plan_conv
 
+# A strided 1x1 convolution loads only the rows it reads, each a DMA piece of its own,
+# unless its input is in DRAM with rows shorter than a burst: then whole rows, a channel
+# of an image one contiguous piece. (ResNet-50's layer 4 downsample reads 14-wide rows:
+# 26-byte pieces, each a DRAM burst or two, cost more than twice the bytes in one run.)
+WHOLE_ROW_BYTES = 64  # one DRAM burst
 # A convolution with fewer input channels per group stays BF16 under INT8: its bands
 # are quantised on that many partitions of the vector engine, slower than the BF16
 # products it would save (ResNet-50's 3-channel stem: 154 against 92 us an image),
@@ -206,6 +212,9 @@ class ConvKernel:
     def __init__(self, lw: Lowering, node: Node, x: DView, y: DView, g: ConvGeom, w: np.ndarray,
                  bias: Optional[str], act: str, residual: Optional[DView] = None, residual_act: str = "identity"):
         em, t = lw.em, lw.t
+        if x.addr < RESIDENT_BASE and g.KH == g.KW == 1 and g.sh > 1 and g.u == 1 and \
+                g.W * x.es < WHOLE_ROW_BYTES:
+            g = replace(g, whole_rows=True)
         self.em, self.g, self.y, self.act = em, g, y, act
         # A residual join fused in (passes.fuse_residual): after a band's block is computed,
         # y = residual_act(conv + residual), the residual loaded like the store in reverse.

@@ -35,11 +35,15 @@ class ConvGeom:
     pl: int = 0
     groups: int = 1
     u: int = 1
+    # Bands hold whole input rows (a strided 1x1 convolution of short DRAM rows:
+    # conv.WHOLE_ROW_BYTES): Wp covers the row even past the last column read.
+    whole_rows: bool = False
 
     @property
     def Wp(self) -> int:
-        """Padded columns the taps read."""
-        return (self.OW - 1) * self.sw + (self.KW - 1) * self.dw + 1
+        """Padded columns the taps read (or the whole row)."""
+        taps = (self.OW - 1) * self.sw + (self.KW - 1) * self.dw + 1
+        return max(taps, self.pl + self.W) if self.whole_rows else taps
 
     @property
     def Wl(self) -> int:

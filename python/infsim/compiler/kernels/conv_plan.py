@@ -70,7 +70,7 @@ def plan_conv(g: ConvGeom, array_cols: int, es: int, out_es: int, budget: int) -
     if g.C % g.groups or g.CO % g.groups:
         raise CompileError("channels not divisible by group")
     fold = g.KH if (FOLD_KH and g.groups == 1 and g.u == 1 and g.KH > 1 and g.C * g.KH <= P) else 1
-    rstep = g.sh if (fold > 1 or (g.KH == 1 and g.u == 1)) else 1
+    rstep = g.sh if (fold > 1 or (g.KH == 1 and g.u == 1 and not g.whole_rows)) else 1
     if fold > 1:
         tiles = [(0, g.C)]
         taps = [(0, kw) for kw in range(g.KW)]
