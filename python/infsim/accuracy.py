@@ -101,14 +101,14 @@ def measure(name, dtype, size="small", target="inf1", calibration_batches=2, see
             "host_ops": sorted({op for _, op, where, _ in report if where == "host"})}
 
 
-def main(models_list, dtypes, size, json_path=None, target="inf1"):
+def main(models_list, dtypes, size, json_path=None, target="inf1", calibration_method="percentile"):
     rows = []
     head = f"{'model':14} {'dtype':5} {'max abs err':>12} {'max rel err':>12} {'cosine':>10} {'cycles':>12} " \
            f"{'compile s':>9} {'sim s':>7}  host ops"
     print(head)
     for name in models_list:
         for dt in dtypes:
-            r = measure(name, dt, size, target)
+            r = measure(name, dt, size, target, calibration_method=calibration_method)
             rows.append(r)
             flag = "" if r["pass"] else f"  BELOW {COSINE_MIN[dt]}"
             print(f"{name:14} {dt:5} {r['max_abs_err']:12.3e} {r['max_rel_err']:12.3e} {r['cosine']:10.6f} "

@@ -181,7 +181,7 @@ def cmd_accuracy(a):
     unknown = set(names) - set(CONFIGS[a.size])
     if unknown:
         raise ValueError(f"unknown model(s) {', '.join(sorted(unknown))} (choose from {', '.join(CONFIGS[a.size])})")
-    return main(names, a.dtypes.split(","), a.size, a.json, a.target)
+    return main(names, a.dtypes.split(","), a.size, a.json, a.target, a.calibration_method)
 
 
 def cmd_demo(a):
@@ -262,6 +262,8 @@ def build_parser():
     ac.add_argument("--dtypes", default="fp32,bf16", help="comma-separated from fp32,bf16,fp16,int8")
     ac.add_argument("--size", default="full", choices=["full", "small"], help="small: reduced variants (CI)")
     ac.add_argument("--target", default="inf1")
+    ac.add_argument("--calibration-method", default="percentile", choices=["percentile", "mse"],
+                    help="int8 rows: how activation ranges are calibrated (as infsim compile)")
     ac.add_argument("--json", help="write the rows as JSON")
     ac.set_defaults(fn=cmd_accuracy)
 
