@@ -9,6 +9,8 @@ import numpy as np
 from . import _infsim, runtime
 from .errors import CompileError
 
+CALIBRATION_METHODS = ("percentile", "mse")  # compiler/quantize.py's, named here to spare the CLI importing it
+
 ERRORS = (CompileError, runtime.RunError, _infsim.FormatError, _infsim.RunError, _infsim.ConfigError,
           _infsim.IsaError, OSError, ValueError, KeyError)
 
@@ -201,7 +203,7 @@ def build_parser():
     c.add_argument("--auto-cast", default="all", choices=["all", "matmul"],
                    help="all: every float value in --dtype; matmul: only matmul/convolution operands")
     c.add_argument("--calibration", help="int8: .npz of calibration inputs keyed by input name (batch axis first)")
-    c.add_argument("--calibration-method", default="percentile", choices=["percentile", "mse"],
+    c.add_argument("--calibration-method", default="percentile", choices=CALIBRATION_METHODS,
                    help="int8: an activation's range is a high percentile of |x|, or the clipping threshold "
                         "with the least quantisation error")
     c.add_argument("--fallback", default="host", choices=["host", "none"],
@@ -262,7 +264,7 @@ def build_parser():
     ac.add_argument("--dtypes", default="fp32,bf16", help="comma-separated from fp32,bf16,fp16,int8")
     ac.add_argument("--size", default="full", choices=["full", "small"], help="small: reduced variants (CI)")
     ac.add_argument("--target", default="inf1")
-    ac.add_argument("--calibration-method", default="percentile", choices=["percentile", "mse"],
+    ac.add_argument("--calibration-method", default="percentile", choices=CALIBRATION_METHODS,
                     help="int8 rows: how activation ranges are calibrated (as infsim compile)")
     ac.add_argument("--json", help="write the rows as JSON")
     ac.set_defaults(fn=cmd_accuracy)

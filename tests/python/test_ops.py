@@ -158,6 +158,32 @@ def test_int8_post_training_quantisation():
         run_module(fn, x, dtype="int8")
 
 
+def test_mse_calibration_searches_the_code_each_consumer_uses():
+    """A ReLU output feeding a product is coded symmetrically (127 steps), so its MSE
+    threshold is the symmetric one even though it is never negative; an unknown
+    method is refused whatever the dtype."""
+    from helpers import to_onnx
+    from infsim import cli
+    from infsim.compiler import compile_model
+    from infsim.compiler.host_ops import run_graph, statistics_precision
+    from infsim.compiler.onnx_import import load_onnx
+    from infsim.compiler.quantize import CALIBRATION_METHODS, calibrate, mse_threshold
+    assert cli.CALIBRATION_METHODS == CALIBRATION_METHODS
+    m = torch.nn.Sequential(torch.nn.Linear(64, 48), torch.nn.ReLU(), torch.nn.Linear(48, 8)).eval()
+    proto, names = to_onnx(m, (R(4, 64),))
+    g = load_onnx(proto, None)
+    cal = {names[0]: (R(256, 64) ** 5).numpy()}  # heavy tails: the best threshold clips
+    ranges = calibrate(g, cal, "mse")
+    relu = [k for k, r in ranges.items() if r.nonnegative]
+    assert len(relu) == 1
+    with statistics_precision():  # as calibrate runs the graph, batch by batch
+        x = np.concatenate([run_graph(g, {names[0]: cal[names[0]][b:b + 4]}, outputs=relu)[relu[0]].reshape(-1)
+                            for b in range(0, 256, 4)])
+    assert ranges[relu[0]].amax == mse_threshold(x, unsigned=False) != mse_threshold(x, unsigned=True)
+    with pytest.raises(CompileError, match="calibration-method"):
+        compile_model(proto, dtype="bf16", calibration_method="entropy")
+
+
 def test_residual_add_relu_fused():
     report = []
     got, ref, stats, exe = run_module(Fn(lambda x, y: torch.relu(x + y)), R(2, 64, 9, 9), R(2, 64, 9, 9),

@@ -11,6 +11,7 @@ from .lower import Options
 from .onnx_import import load_onnx
 from .passes import optimize
 from .plan import lower_segment, place, segment
+from .quantize import CALIBRATION_METHODS
 
 DTYPES = ("bf16", "fp16", "fp32", "int8")
 AUTOCAST = ("all", "matmul")
@@ -40,6 +41,9 @@ def compile_model(model, target: str = "inf1", dtype: str = "bf16", batch=None, 
         raise CompileError(f"unknown --auto-cast {autocast} (choose from {', '.join(AUTOCAST)})")
     if fallback not in FALLBACK:
         raise CompileError(f"unknown --fallback {fallback} (choose from {', '.join(FALLBACK)})")
+    if calibration_method not in CALIBRATION_METHODS:
+        raise CompileError(f"unknown --calibration-method {calibration_method} "
+                           f"(choose from {', '.join(CALIBRATION_METHODS)})")
     t0 = time.perf_counter()
     graph = load_onnx(model, batch)
     if batch is not None:

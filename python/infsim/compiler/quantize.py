@@ -60,6 +60,9 @@ def calibrate(graph: Graph, calibration: Dict[str, np.ndarray], method: str = "p
     if total < batch or total % batch:
         raise CompileError(f"the calibration set has {total} samples: give a multiple of the batch ({batch})")
     wanted = sorted({n.inputs[0] for n in graph.nodes if n.op in QUANTISED_OPS and n.inputs[0] not in graph.constants})
+    # Values only convolutions quantise: those may take the zero-point code (conv_input_quantisation).
+    conv_only = {v for v in wanted if all(n.op == "Conv" for n in graph.nodes
+                                          if n.op in QUANTISED_OPS and n.inputs[0] == v)}
     amax: Dict[str, float] = {}
     lowest: Dict[str, float] = {}
     samples: Dict[str, list] = {}
@@ -80,13 +83,14 @@ def calibrate(graph: Graph, calibration: Dict[str, np.ndarray], method: str = "p
                 samples.setdefault(k, []).append(flat[::max(1, flat.size // SAMPLES)])
     for k, parts in samples.items():
         x = np.concatenate(parts)
-        amax[k] = mse_threshold(x, unsigned=bool(lowest[k] >= 0.0))
+        amax[k] = mse_threshold(x, unsigned=bool(lowest[k] >= 0.0 and k in conv_only))
     return {k: ActivationRange(a, lowest[k] >= 0.0) for k, a in amax.items()}
 
 
 def mse_threshold(x: np.ndarray, unsigned: bool = False) -> float:
     """The INT8 clipping threshold with the least squared error on x: symmetric
-    (127 steps each side), or 255 steps above 0 for a non-negative x."""
+    (127 steps each side), or 255 steps above 0 (a non-negative convolution
+    input, coded with a zero point)."""
     top = float(np.abs(x).max()) if x.size else 0.0
     if top == 0.0:
         return 0.0
