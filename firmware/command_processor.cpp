@@ -35,10 +35,15 @@ CommandStatus CommandProcessor::execute(const Command& c) {
     case Opcode::load: {
       if (auto s = check_range(c); s != CommandStatus::ok) return s;
       const isa::Executable* image = device_.host_image(c.args[2]);
-      if (!image || image->num_cores < count) return CommandStatus::bad_image;
+      const uint32_t phase = c.args[3] & 0xFF, image_core = c.args[3] >> kLoadImageCoreShift;
+      if (!image || uint64_t{image_core} + count > image->num_cores || phase >= isa::kNumPhases ||
+          (c.args[3] & 0xFE00u))
+        return CommandStatus::bad_image;
       for (uint32_t i = first; i < first + count; ++i)
         if (device_.core_status(i) == CoreStatus::running) return CommandStatus::busy;
-      for (uint32_t i = 0; i < count; ++i) device_.load_core(first + i, *image, i, c.args[2]);
+      for (uint32_t i = 0; i < count; ++i)
+        device_.load_core(first + i, *image, image_core + i, c.args[2], static_cast<isa::Phase>(phase),
+                          (c.args[3] & kLoadKeepMemory) != 0);
       return CommandStatus::ok;
     }
     case Opcode::run: {
@@ -46,6 +51,11 @@ CommandStatus CommandProcessor::execute(const Command& c) {
       for (uint32_t i = first; i < first + count; ++i)
         if (device_.core_status(i) != CoreStatus::loaded) return CommandStatus::not_loaded;
       for (uint32_t i = first; i < first + count; ++i) device_.ring_doorbell(i);
+      return CommandStatus::ok;
+    }
+    case Opcode::connect: {
+      if (auto s = check_range(c); s != CommandStatus::ok || count != 1) return CommandStatus::bad_cores;
+      device_.connect_core(first, c.args[2], c.args[3]);
       return CommandStatus::ok;
     }
     case Opcode::reset_cores: {

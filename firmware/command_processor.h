@@ -24,18 +24,27 @@ namespace infsim::firmware {
 // ARG1 = number of cores.
 enum class Opcode : uint32_t {
   nop = 0,
-  load = 1,  // ARG0 first core, ARG1 cores, ARG2 host image handle: image core i's streams become core ARG0+i's program
+  // ARG0 first core, ARG1 cores, ARG2 host image handle, ARG3 = phase (isa::Phase, bits 0-7) | keep (bit 8)
+  // | first image core j (bits 16-31): image core j+i's program of that phase becomes core ARG0+i's;
+  // keep: SBUF and PSUM keep their contents (a pipeline stage's resident weights)
+  load = 1,
   run = 2,   // ARG0 first core, ARG1 cores: rings their doorbells, all in the same cycle
   reset_counters = 3,  // every performance counter to 0
   reset_cores = 4,     // ARG0 first core, ARG1 cores: running engines abandon their streams; cores to idle
+  // ARG0 core (ARG1 = 1, a range of one), ARG2 chip, ARG3 core on that chip: the core's `next` DMA endpoints
+  // (a pipeline stage's successor) reach that core's DRAM slice; ARG2 = kNotConnected disconnects it
+  connect = 5,
 };
+constexpr uint32_t kLoadKeepMemory = 1u << 8;
+constexpr unsigned kLoadImageCoreShift = 16;
+constexpr uint32_t kNotConnected = 0xFFFFFFFFu;
 
 // CMD_STATUS values: the outcome of the last completed command.
 enum class CommandStatus : uint32_t {
   ok = 0,
   bad_opcode = 1,
   bad_cores = 2,   // empty range, or beyond the device's cores
-  bad_image = 3,   // no host image with that handle, or it is for fewer cores than the range
+  bad_image = 3,   // no host image with that handle, it is for fewer cores than the range, or a bad phase
   not_loaded = 4,  // run: a core of the range has no program loaded (nothing started)
   busy = 5,        // load: a core of the range is running
   queue_full = 6,  // CMD_DOORBELL while kCommandQueueDepth commands were pending (the command is dropped)
@@ -82,7 +91,11 @@ class Device {
   virtual CoreStatus core_status(uint32_t core) const = 0;
   // Clears the core's state and gives it image core `image_core`'s program
   // from the host image `handle`; -> loaded.
-  virtual void load_core(uint32_t core, const isa::Executable& image, uint32_t image_core, uint32_t handle) = 0;
+  // `keep_memory`: SBUF and PSUM keep their contents (a pipeline stage's resident weights).
+  virtual void load_core(uint32_t core, const isa::Executable& image, uint32_t image_core, uint32_t handle,
+                         isa::Phase phase, bool keep_memory) = 0;
+  // The core's `next` endpoints go to core `next_core` of chip `next_chip` (kNotConnected: nowhere).
+  virtual void connect_core(uint32_t core, uint32_t next_chip, uint32_t next_core) = 0;
   virtual void ring_doorbell(uint32_t core) = 0;                            // loaded -> running
   virtual void abort_core(uint32_t core) = 0;  // engines still in a stream give it up at once
   virtual void reset_core(uint32_t core) = 0;  // clears the core's state; -> idle

@@ -10,6 +10,7 @@
 #include <iterator>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include "isa/isa_support.h"
 
@@ -122,7 +123,7 @@ void put_endpoint(Writer& w, const DmaEndpoint& e) {
 
 DmaEndpoint get_endpoint(Reader& r) {
   DmaEndpoint e;
-  e.loc = r.enum_value<Location>(3, "dma location");
+  e.loc = r.enum_value<Location>(4, "dma location");
   e.dtype = r.enum_value<Dtype>(kNumDtype, "dma dtype");
   e.address = r.get<uint64_t>("dma address");
   e.part_start = r.get<uint32_t>("dma part_start");
@@ -155,6 +156,16 @@ const char* to_string(Location l) {
     case Location::dram: return "dram";
     case Location::sbuf: return "sbuf";
     case Location::psum: return "psum";
+    case Location::next: return "next";
+  }
+  return "?";
+}
+
+const char* to_string(Phase p) {
+  switch (p) {
+    case Phase::run: return "run";
+    case Phase::load: return "load";
+    case Phase::send: return "send";
   }
   return "?";
 }
@@ -167,12 +178,13 @@ uint64_t fnv1a64(const uint8_t* data, size_t n) {
 
 std::string describe(const DmaEndpoint& e) {
   std::string s = to_string(e.loc);
-  if (e.loc == Location::dram)
+  const bool dram = e.loc == Location::dram || e.loc == Location::next;
+  if (dram)
     s += fmt::format("@{:#x}:{}[{}:{}", e.address, to_string(e.dtype), e.part_count, e.part_step);
   else
     s += fmt::format("[{}:{}]@{}:{}[", e.part_start, e.part_start + e.part_count, e.address, to_string(e.dtype));
   for (uint32_t i = 0; i < e.ndim; ++i)
-    s += fmt::format("{}{}:{}", (i || e.loc == Location::dram) ? "," : "", e.dims[i].num, e.dims[i].step);
+    s += fmt::format("{}{}:{}", (i || dram) ? "," : "", e.dims[i].num, e.dims[i].step);
   return s + "]";
 }
 
@@ -238,9 +250,11 @@ std::vector<uint8_t> Executable::serialize() const {
   {
     Writer w;
     w.put<uint32_t>(num_cores);
+    w.put<uint8_t>(pipeline ? 1 : 0);
     w.put<uint64_t>(streams.size());
     for (const auto& s : streams) {
       w.put<uint32_t>(s.core);
+      w.put<uint8_t>(static_cast<uint8_t>(s.phase));
       w.put<uint8_t>(static_cast<uint8_t>(s.engine));
       w.put<uint64_t>(s.instructions.size());
       std::array<uint8_t, kWordBytes> word;
@@ -298,9 +312,9 @@ Executable Executable::deserialize(const std::vector<uint8_t>& b) {
   const auto size = h.get<uint64_t>("file size");
   const auto hash = h.get<uint64_t>("hash");
   const auto nsec = h.get<uint32_t>("section count");
-  if (format != kFormatVersion)
-    throw FormatError(fmt::format("executable format version {} is not supported (this infsim reads version {})",
-                                  format, kFormatVersion));
+  if (format != kFormatVersion && format != 1)
+    throw FormatError(fmt::format("executable format version {} is not supported (this infsim reads versions 1 "
+                                  "and {})", format, kFormatVersion));
   if (isa_version != kIsaVersion)
     throw FormatError(fmt::format("executable uses ISA version {}, this infsim implements version {}: recompile it",
                                   isa_version, kIsaVersion));
@@ -382,10 +396,16 @@ Executable Executable::deserialize(const std::vector<uint8_t>& b) {
   {
     Reader r = open(SectionKind::code);
     exe.num_cores = r.get<uint32_t>("core count");
-    const uint64_t n = r.count("stream", 13);
+    if (format >= 2) {  // version 1 has neither pipelines nor phases: every stream is a run program
+      const auto flags = r.get<uint8_t>("pipeline flag");
+      if (flags > 1) throw FormatError(fmt::format("code section: pipeline flag {} is not 0 or 1", flags));
+      exe.pipeline = flags == 1;
+    }
+    const uint64_t n = r.count("stream", format >= 2 ? 14 : 13);
     for (uint64_t i = 0; i < n; ++i) {
       Stream s;
       s.core = r.get<uint32_t>("stream core");
+      if (format >= 2) s.phase = r.enum_value<Phase>(kNumPhases, "stream phase");
       s.engine = r.enum_value<Engine>(kNumEngine, "stream engine");
       const uint64_t count = r.count("instruction", kWordBytes);
       s.instructions.reserve(count);
@@ -525,7 +545,9 @@ void check_same_shape(const AccessPattern& a, const AccessPattern& b, const std:
 
 void check_endpoint(const DmaEndpoint& e, const DeviceLimits& lim, const std::string& where) {
   check_dtype(e.dtype, lim, where);
-  if (e.loc == Location::dram) {
+  if (e.loc == Location::next && e.address >= kFabricBase)
+    throw FormatError(where + ": a next-stage address is in that core's slice, never a fabric address");
+  if (e.loc == Location::dram || e.loc == Location::next) {
     check_dims(e.ndim, e.dims, where);
     if (e.part_count == 0) throw FormatError(where + ": empty outer dimension");
     auto [lo, hi] = span(e.ndim, e.dims);
@@ -557,6 +579,8 @@ struct OperandChecker {
   const Executable& exe;
   const DeviceLimits& lim;
   const std::string& where;
+  // Whether the stream may write the next stage's DRAM: a send program of a pipeline stage but the last.
+  bool may_send = false;
 
   void ap(const AccessPattern& a, const char* name, bool sbuf_only = false) const {
     check_ap(a, lim, where + " " + name, sbuf_only);
@@ -577,15 +601,24 @@ struct OperandChecker {
     if (x.count == 0 || uint64_t{x.desc} + x.count > exe.dma.size())
       fail(fmt::format("descriptors {}+{} outside the table of {}", x.desc, x.count, exe.dma.size()));
     for (uint32_t i = x.desc; i < x.desc + x.count; ++i)
+    {
       if (exe.dma[i].src.elements() != exe.dma[i].dst.elements())
         fail(fmt::format("dma descriptor {}: source has {} elements, destination {}", i, exe.dma[i].src.elements(),
                          exe.dma[i].dst.elements()));
+      if (exe.dma[i].src.loc == Location::next)
+        fail(fmt::format("dma descriptor {}: reads the next stage's DRAM (a stage only writes its successor's)", i));
+      if (exe.dma[i].dst.loc == Location::next && !may_send)
+        fail(fmt::format("dma descriptor {}: writes the next stage's DRAM outside a send program of a pipeline "
+                         "stage that has a successor", i));
+    }
   }
   void operator()(const DmaGather& x) const {
     if (x.desc >= exe.dma.size()) fail(fmt::format("descriptor {} outside the table of {}", x.desc, exe.dma.size()));
     ap(x.index, "index");
     const DmaDescriptor& d = exe.dma[x.desc];
     if (x.index.dtype != Dtype::int32 || ap_free(x.index) != 1) fail("index must be an int32 column [P, 1]");
+    if (d.src.loc == Location::next || d.dst.loc == Location::next)
+      fail(fmt::format("descriptor {}: a gather cannot reach the next stage's DRAM", x.desc));
     if (d.dst.loc == Location::dram || d.dst.part_count != x.index.part_count)
       fail(fmt::format("descriptor {} must gather into {} on-chip partitions, one per index", x.desc,
                        x.index.part_count));
@@ -699,14 +732,19 @@ struct OperandChecker {
 }  // namespace
 
 void validate(const Executable& exe, const DeviceLimits& lim) {
-  if (exe.num_cores == 0 || exe.num_cores > lim.cores)
-    throw FormatError(fmt::format("executable needs {} cores, the device has {}", exe.num_cores, lim.cores));
+  const uint32_t max_cores = exe.pipeline ? kMaxPipelineCores : lim.cores;
+  if (exe.num_cores == 0 || exe.num_cores > max_cores)
+    throw FormatError(exe.pipeline
+                          ? fmt::format("pipeline of {} stages: 1 to {} are allowed", exe.num_cores, max_cores)
+                          : fmt::format("executable needs {} cores, the device has {}", exe.num_cores, lim.cores));
   std::set<std::pair<int, std::string>> names;
   for (const auto& t : exe.tensors) {
     const std::string where = fmt::format("tensor '{}'", t.name);
     if (t.name.empty()) throw FormatError("tensor with an empty name");
     if (!names.insert({static_cast<int>(t.kind), t.name}).second) throw FormatError(where + ": name used twice");
     if (t.core >= exe.num_cores) throw FormatError(fmt::format("{}: core {} out of range", where, t.core));
+    if (exe.pipeline && t.kind == TensorKind::input && t.core != 0)
+      throw FormatError(fmt::format("{}: a pipeline's inputs go to its first stage, not core {}", where, t.core));
     check_dtype(t.dtype, lim, where);
     for (int64_t d : t.shape)
       if (d <= 0) throw FormatError(fmt::format("{}: dimension {} is not positive", where, d));
@@ -728,32 +766,45 @@ void validate(const Executable& exe, const DeviceLimits& lim) {
     check_endpoint(d.dst, lim, where + " dst");
   }
 
-  std::vector<int> end_of_program(exe.num_cores, 0);
-  std::set<std::pair<uint32_t, Engine>> seen;
+  // Per core and phase: how many end_of_program instructions, and whether it has streams.
+  std::map<std::pair<uint32_t, Phase>, int> end_of_program;
+  std::set<std::tuple<uint32_t, Phase, Engine>> seen;
   for (const auto& s : exe.streams) {
     if (s.core >= exe.num_cores) throw FormatError(fmt::format("stream for core {} out of range", s.core));
-    if (!seen.insert({s.core, s.engine}).second)
-      throw FormatError(fmt::format("core {} has two {} streams", s.core, to_string(s.engine)));
+    const std::string prog = s.phase == Phase::run ? fmt::format("core {}", s.core)
+                                                   : fmt::format("core {} {} program", s.core, to_string(s.phase));
+    if (!exe.pipeline && s.phase != Phase::run)
+      throw FormatError(prog + ": only pipeline stages have load and send programs");
+    if (s.phase == Phase::send && s.core + 1 == exe.num_cores)
+      throw FormatError(prog + ": the last pipeline stage has no successor to send to");
+    if (!seen.insert({s.core, s.phase, s.engine}).second)
+      throw FormatError(fmt::format("{} has two {} streams", prog, to_string(s.engine)));
+    end_of_program.emplace(std::make_pair(s.core, s.phase), 0);
     const unsigned e = static_cast<unsigned>(s.engine);
     if (e >= static_cast<unsigned>(Engine::dma0) && e - static_cast<unsigned>(Engine::dma0) >= lim.dma_queues)
-      throw FormatError(fmt::format("core {}: stream for {} but the device has {} DMA queues", s.core,
+      throw FormatError(fmt::format("{}: stream for {} but the device has {} DMA queues", prog,
                                     to_string(s.engine), lim.dma_queues));
     for (size_t k = 0; k < s.instructions.size(); ++k) {
       const Instruction& ins = s.instructions[k];
       const Opcode op = opcode_of(ins);
-      const std::string where = fmt::format("core {} {} instruction {} ({})", s.core, to_string(s.engine), k, to_string(op));
+      const std::string where = fmt::format("{} {} instruction {} ({})", prog, to_string(s.engine), k, to_string(op));
       if (!engine_allowed(op, s.engine)) throw FormatError(where + ": not allowed on this engine");
       const Header& h = header_of(ins);
       for (uint8_t sem : {h.wait0, h.wait1, h.signal})
         if (sem != kNoSemaphore && sem >= lim.semaphores)
           throw FormatError(fmt::format("{}: semaphore {} out of range ({} per core)", where, sem, lim.semaphores));
-      if (std::holds_alternative<EndOfProgram>(ins)) ++end_of_program[s.core];
-      std::visit(OperandChecker{exe, lim, where}, ins);
+      if (std::holds_alternative<EndOfProgram>(ins)) ++end_of_program[{s.core, s.phase}];
+      std::visit(OperandChecker{exe, lim, where, exe.pipeline && s.phase == Phase::send}, ins);
     }
   }
   for (uint32_t c = 0; c < exe.num_cores; ++c)
-    if (end_of_program[c] != 1)
-      throw FormatError(fmt::format("core {}: {} end_of_program instructions (exactly one required)", c, end_of_program[c]));
+    end_of_program.emplace(std::make_pair(c, Phase::run), 0);  // every core has a run program
+  for (const auto& [key, n] : end_of_program)
+    if (n != 1)
+      throw FormatError(key.second == Phase::run
+                            ? fmt::format("core {}: {} end_of_program instructions (exactly one required)", key.first, n)
+                            : fmt::format("core {} {} program: {} end_of_program instructions (exactly one required)",
+                                          key.first, to_string(key.second), n));
 }
 
 }  // namespace infsim::isa

@@ -25,7 +25,12 @@
 
 namespace infsim::isa {
 
-constexpr uint32_t kFormatVersion = 1;
+constexpr uint32_t kFormatVersion = 2;  // 2: pipelines (stream phases, `next` endpoints); 1 is still read
+
+// A pipelined executable (Executable::pipeline) has one stage per core and
+// runs on any kMaxPipelineCores or fewer consecutive cores of an instance,
+// across chips; a plain one on at most one chip's cores.
+constexpr uint32_t kMaxPipelineCores = 64;
 
 // DRAM endpoint addresses are offsets in the core's own DRAM slice, except
 // fabric addresses: kFabricBase + chip x kChipWindow + an address in that
@@ -41,7 +46,10 @@ struct FormatError : std::runtime_error {
 
 enum class SectionKind : uint32_t { metadata = 1, tensors = 2, constants = 3, dma = 4, code = 5, debug = 6 };
 
-enum class Location : uint8_t { dram = 0, sbuf = 1, psum = 2 };
+// next: the DRAM slice of the core running the next pipeline stage (the
+// runtime connects each stage's core to its successor's at load, on this
+// chip or across the links), address relative to that slice.
+enum class Location : uint8_t { dram = 0, sbuf = 1, psum = 2, next = 3 };
 const char* to_string(Location l);
 
 // One side of a DMA transfer. Elements are visited partition-outermost, then
@@ -50,6 +58,7 @@ const char* to_string(Location l);
 // other, converted when the dtypes differ.
 //   dram: element (p, i..) at byte address + (p*part_step + sum(i*step)) * size
 //         (address relative to the core's DRAM slice)
+//   next: as dram, in the next pipeline stage's core's slice
 //   sbuf/psum: partition part_start + p at byte address + sum(i*step) * size
 struct DmaEndpoint {
   Location loc = Location::dram;
@@ -95,9 +104,19 @@ struct Constant {
   std::vector<uint8_t> bytes;
 };
 
+// The programs of one core. run: once per request. load: once when the
+// model loads, before any request (a pipeline stage's resident weights into
+// SBUF). send: after each run of a pipeline stage but the last, when the
+// next stage is idle: moves the run's outputs to the next stage's core.
+// Programs after the load program keep the core's SBUF and PSUM contents.
+enum class Phase : uint8_t { run = 0, load = 1, send = 2 };
+constexpr unsigned kNumPhases = 3;
+const char* to_string(Phase p);
+
 // One engine's instruction stream on one core, with its debug info.
 struct Stream {
   uint32_t core = 0;
+  Phase phase = Phase::run;
   Engine engine = Engine::tensor;
   std::vector<Instruction> instructions;
   std::vector<uint32_t> source_op;  // per instruction: index into Executable::source_ops
@@ -106,6 +125,9 @@ struct Stream {
 struct Executable {
   std::string metadata_json = "{}";  // compiler version, target, options
   uint32_t num_cores = 1;
+  // One pipeline stage per core (core k feeds core k+1 with its send
+  // program); inputs are on core 0, outputs on any core.
+  bool pipeline = false;
   std::vector<TensorDesc> tensors;
   std::vector<Constant> constants;
   std::vector<DmaDescriptor> dma;

@@ -17,13 +17,12 @@ ERRORS = (CompileError, runtime.RunError, _infsim.FormatError, _infsim.RunError,
 
 def cmd_compile(a):
     from .compiler import compile_model
-    if a.pipeline_cores != 1:
-        raise CompileError("--pipeline-cores > 1 is not implemented yet")
     calibration = _load_npz(a.calibration) if a.calibration else None
     report = []
     exe = compile_model(a.model, target=a.target, dtype=a.dtype, batch=a.batch, autocast=a.auto_cast,
                         fallback=a.fallback, calibration=calibration, report=report,
-                        resident_share=a.sbuf_resident_share, calibration_method=a.calibration_method)
+                        resident_share=a.sbuf_resident_share, calibration_method=a.calibration_method,
+                        pipeline_cores=a.pipeline_cores)
     exe.save(a.output)
     meta = runtime.metadata(exe)
     on_host = [r for r in report if r[2] == "host"]
@@ -32,6 +31,11 @@ def cmd_compile(a):
             print(f"  {where:6} {op:20} {name}" + (f"  ({reason})" if reason else ""))
     if a.verbose and isinstance(exe, _infsim.Executable):
         _print_schedule(meta)
+    for k, st in enumerate(meta.get("pipeline", [])):
+        first, last = st["nodes"]
+        print(f"  pipeline stage {k} (core {k}): nodes {first}-{last - 1} ('{st['first']}' .. '{st['last']}'), "
+              f"estimate {st['estimate_cycles'] / 976.5625e3:.3f} ms, {st['weight_bytes']} bytes of weights, "
+              f"sends {st['sent_bytes']} bytes")
     if isinstance(exe, _infsim.Executable):
         n = sum(len(s[2]) for s in exe.streams)
         print(f"compiled {a.model} -> {a.output}: {len(report)} ops on the device, {n} instructions, "
@@ -212,7 +216,8 @@ def build_parser():
     c.add_argument("-v", "--verbose", action="store_true", help="list where every op runs")
     c.add_argument("--sbuf-resident-share", type=float,
                    help="fraction of SBUF for values kept on chip between layers (default 0.5; 0: all in DRAM)")
-    c.add_argument("--pipeline-cores", type=int, default=1)
+    c.add_argument("--pipeline-cores", type=int, default=1,
+                   help="split the model into a pipeline of N stages, one per core (1-64; across chips above 4)")
     c.set_defaults(fn=cmd_compile)
 
     r = sub.add_parser("run", help="run an executable on the simulated chip")

@@ -30,9 +30,15 @@ E enum_from(const std::string& s, const char* what) {
 }
 
 isa::Location location_from(const std::string& s) {
-  for (auto l : {isa::Location::dram, isa::Location::sbuf, isa::Location::psum})
+  for (auto l : {isa::Location::dram, isa::Location::sbuf, isa::Location::psum, isa::Location::next})
     if (s == isa::to_string(l)) return l;
   throw py::value_error("unknown location '" + s + "'");
+}
+
+isa::Phase phase_from(const std::string& s) {
+  for (auto p : {isa::Phase::run, isa::Phase::load, isa::Phase::send})
+    if (s == isa::to_string(p)) return p;
+  throw py::value_error("unknown program phase '" + s + "' (run, load or send)");
 }
 
 isa::DmaEndpoint endpoint_from(const py::dict& d) {
@@ -176,6 +182,7 @@ PYBIND11_MODULE(_infsim, m) {
   m.attr("FORMAT_VERSION") = isa::kFormatVersion;
   m.attr("FABRIC_BASE") = isa::kFabricBase;  // DRAM endpoint address of chip c's byte a: FABRIC_BASE + c * CHIP_WINDOW + a
   m.attr("CHIP_WINDOW") = isa::kChipWindow;
+  m.attr("MAX_PIPELINE_CORES") = isa::kMaxPipelineCores;
 
   m.def(
       "assemble",
@@ -228,6 +235,8 @@ PYBIND11_MODULE(_infsim, m) {
       .def(py::init<>())
       .def_readwrite("metadata_json", &isa::Executable::metadata_json)
       .def_readwrite("num_cores", &isa::Executable::num_cores)
+      .def_readwrite("pipeline", &isa::Executable::pipeline,
+                     "One pipeline stage per core: runs on any consecutive cores, across chips")
       .def(
           "add_tensor",
           [](isa::Executable& e, const std::string& name, const std::string& kind, const std::string& dtype,
@@ -260,9 +269,10 @@ PYBIND11_MODULE(_infsim, m) {
       .def(
           "add_stream",
           [](isa::Executable& e, uint32_t core, const std::string& engine, const std::vector<std::string>& lines,
-             const std::vector<uint32_t>& source_op) {
+             const std::vector<uint32_t>& source_op, const std::string& phase) {
             isa::Stream s;
             s.core = core;
+            s.phase = phase_from(phase);
             s.engine = enum_from<isa::Engine>(engine, "engine");
             if (source_op.size() != lines.size()) throw py::value_error("one source op per instruction");
             for (size_t i = 0; i < lines.size(); ++i) {
@@ -275,8 +285,34 @@ PYBIND11_MODULE(_infsim, m) {
             s.source_op = source_op;
             e.streams.push_back(std::move(s));
           },
-          py::arg("core"), py::arg("engine"), py::arg("lines"), py::arg("source_op"),
-          "Assembles one engine's instruction stream.")
+          py::arg("core"), py::arg("engine"), py::arg("lines"), py::arg("source_op"), py::arg("phase") = "run",
+          "Assembles one engine's instruction stream of one of the core's programs (run, load, send).")
+      .def(
+          "add_core",
+          [](isa::Executable& e, const isa::Executable& o, uint32_t src_core, uint32_t dst_core) {
+            // Descriptors and source ops are appended, and the instructions' indices moved with them.
+            const uint32_t desc0 = static_cast<uint32_t>(e.dma.size());
+            const uint32_t op0 = static_cast<uint32_t>(e.source_ops.size());
+            e.dma.insert(e.dma.end(), o.dma.begin(), o.dma.end());
+            e.source_ops.insert(e.source_ops.end(), o.source_ops.begin(), o.source_ops.end());
+            for (auto t : o.tensors)
+              if (t.core == src_core) t.core = dst_core, e.tensors.push_back(std::move(t));
+            for (auto c : o.constants)
+              if (c.core == src_core) c.core = dst_core, e.constants.push_back(std::move(c));
+            for (auto s : o.streams) {
+              if (s.core != src_core) continue;
+              s.core = dst_core;
+              for (auto& ins : s.instructions) {
+                if (auto* x = std::get_if<isa::DmaCopy>(&ins)) x->desc += desc0;
+                if (auto* x = std::get_if<isa::DmaGather>(&ins)) x->desc += desc0;
+              }
+              for (auto& i : s.source_op) i += op0;
+              e.streams.push_back(std::move(s));
+            }
+            e.num_cores = std::max(e.num_cores, dst_core + 1);
+          },
+          py::arg("other"), py::arg("src_core"), py::arg("dst_core"),
+          "Appends executable `other`'s core src_core (tensors, weights, descriptors, programs) as core dst_core.")
       .def_readwrite("source_ops", &isa::Executable::source_ops)
       .def_property_readonly("tensors",
                              [](const isa::Executable& e) {
@@ -314,6 +350,7 @@ PYBIND11_MODULE(_infsim, m) {
                              [](const isa::Executable& e) {
                                py::list l;
                                for (const auto& s : e.streams) {
+                                 if (s.phase != isa::Phase::run) continue;
                                  py::list lines, ops;
                                  for (size_t i = 0; i < s.instructions.size(); ++i) {
                                    lines.append(isa::disassemble(s.instructions[i]));
@@ -323,7 +360,22 @@ PYBIND11_MODULE(_infsim, m) {
                                }
                                return l;
                              },
-                             "(core, engine, disassembly lines, source op index per line) per stream")
+                             "(core, engine, disassembly lines, source op index per line) per run-program stream")
+      .def_property_readonly("all_streams",
+                             [](const isa::Executable& e) {
+                               py::list l;
+                               for (const auto& s : e.streams) {
+                                 py::list lines, ops;
+                                 for (size_t i = 0; i < s.instructions.size(); ++i) {
+                                   lines.append(isa::disassemble(s.instructions[i]));
+                                   ops.append(s.source_op[i]);
+                                 }
+                                 l.append(py::make_tuple(s.core, isa::to_string(s.phase), isa::to_string(s.engine),
+                                                         lines, ops));
+                               }
+                               return l;
+                             },
+                             "(core, phase, engine, disassembly lines, source op index per line) per stream")
       .def("serialize",
            [](const isa::Executable& e) {
              const auto b = e.serialize();

@@ -238,10 +238,20 @@ void HostInterface::set_status(uint32_t core, CoreStatus s) {
   STATUS.set(core, static_cast<uint64_t>(s));
 }
 
-void HostInterface::load_core(uint32_t core, const isa::Executable& image, uint32_t image_core, uint32_t handle) {
-  reset_core(core);
-  cores_[core]->load(image, image_core, handle);
+void HostInterface::load_core(uint32_t core, const isa::Executable& image, uint32_t image_core, uint32_t handle,
+                              isa::Phase phase, bool keep_memory) {
+  reset_core(core, keep_memory);
+  cores_[core]->load(image, image_core, handle, phase);
   set_status(core, CoreStatus::loaded);
+}
+
+void HostInterface::connect_core(uint32_t core, uint32_t next_chip, uint32_t next_core) {
+  if (next_chip == firmware::kNotConnected) {
+    cores_[core]->connect(std::nullopt);
+    return;
+  }
+  const uint64_t slice = cores_[core]->cfg().dram_slice_bytes();
+  cores_[core]->connect(isa::kFabricBase + next_chip * isa::kChipWindow + next_core * slice);
 }
 
 void HostInterface::ring_doorbell(uint32_t core) {
@@ -257,9 +267,14 @@ void HostInterface::abort_core(uint32_t core) {
   cores_[core]->abandon();
 }
 
-void HostInterface::reset_core(uint32_t core) {
+void HostInterface::reset_core(uint32_t core) {  // (a load resets the core but keeps its connection)
+  reset_core(core, false);
+  cores_[core]->connect(std::nullopt);
+}
+
+void HostInterface::reset_core(uint32_t core, bool keep_memory) {
   static const isa::Executable kNoProgram;  // no streams: every engine finished
-  cores_[core]->reset();
+  cores_[core]->reset(keep_memory);
   cores_[core]->load(kNoProgram, 0);
   set_status(core, CoreStatus::idle);
   COMPLETION_CODE.set(core, COMPLETION_CODE.reset_value);

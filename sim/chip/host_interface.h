@@ -170,7 +170,9 @@ class HostInterface : public sc_core::sc_module, public firmware::Device, privat
   void complete_command(firmware::CommandStatus status) override;
   const isa::Executable* host_image(uint32_t handle) const override;
   firmware::CoreStatus core_status(uint32_t core) const override;
-  void load_core(uint32_t core, const isa::Executable& image, uint32_t image_core, uint32_t handle) override;
+  void load_core(uint32_t core, const isa::Executable& image, uint32_t image_core, uint32_t handle,
+                 isa::Phase phase, bool keep_memory) override;
+  void connect_core(uint32_t core, uint32_t next_chip, uint32_t next_core) override;
   void ring_doorbell(uint32_t core) override;
   void abort_core(uint32_t core) override;
   void reset_core(uint32_t core) override;
@@ -188,6 +190,7 @@ class HostInterface : public sc_core::sc_module, public firmware::Device, privat
   void apply_writes();
   void raise(uint32_t bits);
   void set_status(uint32_t core, firmware::CoreStatus s);
+  void reset_core(uint32_t core, bool keep_memory);
   void end_of_elaboration() override;
   // NeuronCore::Observer
   void end_of_program(uint32_t core, uint32_t code) override;

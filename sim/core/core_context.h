@@ -7,6 +7,7 @@
 #include <systemc>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "isa/executable.h"
@@ -39,6 +40,8 @@ class CoreContext {
   virtual OnChipMemory& memory(isa::Space s) = 0;
   virtual OnChipMemory& psum() = 0;
   virtual uint64_t dram_base() const = 0;  // this core's DRAM slice
+  // A pipeline stage's successor's slice (NeuronCore::connect); unset: none.
+  virtual std::optional<uint64_t> next_stage_base() const = 0;
   // Claims the vector/scalar PSUM port for `cycles` engine cycles from the
   // first free edge; returns the cycles waited for it.
   virtual uint64_t acquire_psum_port(const sc_core::sc_time& period, uint64_t cycles) = 0;

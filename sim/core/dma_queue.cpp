@@ -161,18 +161,30 @@ void DmaQueue::gathered_rows(const isa::DmaEndpoint& table, const isa::AccessPat
   }
 }
 
+isa::DmaEndpoint DmaQueue::resolved(const isa::DmaEndpoint& e) const {
+  if (e.loc != isa::Location::next) return e;
+  const auto base = core_.next_stage_base();
+  if (!base) throw DeviceFault("a DMA to the next pipeline stage, but this core is connected to none");
+  isa::DmaEndpoint r = e;
+  r.loc = isa::Location::dram;
+  r.address = *base + e.address;  // a fabric address: the router delivers it on this chip or across the links
+  return r;
+}
+
 const DmaQueue::DescriptorPieces& DmaQueue::descriptor_pieces(uint32_t index) {
+  const uint64_t next = core_.next_stage_base().value_or(0);
   if (core_.image_id() == 0 || core_.image_id() != cache_image_ || core_.image_core() != cache_core_ ||
-      cache_.size() != core_.exe().dma.size()) {
+      next != cache_next_ || cache_.size() != core_.exe().dma.size()) {
     cache_.assign(core_.exe().dma.size(), {});
     cache_image_ = core_.image_id();
     cache_core_ = core_.image_core();
+    cache_next_ = next;
   }
   DescriptorPieces& p = cache_.at(index);
   if (!p.known) {
     const isa::DmaDescriptor& d = core_.exe().dma[index];
-    pieces(d.src, p.src);
-    pieces(d.dst, p.dst);
+    pieces(resolved(d.src), p.src);
+    pieces(resolved(d.dst), p.dst);
     p.known = true;
   }
   return p;
@@ -256,7 +268,10 @@ EngineBase::Cost DmaQueue::execute(const isa::Instruction& ins) {
     for (uint32_t i = 0; i < x->count; ++i) {
       const isa::DmaDescriptor& d = core_.exe().dma[x->desc + i];
       const DescriptorPieces& p = descriptor_pieces(x->desc + i);
-      t = transfer(d.src, p.src, d.dst, t + fixed, &p.dst);
+      if (d.dst.loc == isa::Location::next)
+        t = transfer(d.src, p.src, resolved(d.dst), t + fixed, &p.dst);
+      else
+        t = transfer(d.src, p.src, d.dst, t + fixed, &p.dst);
     }
   } else if (const auto* x = std::get_if<isa::DmaGather>(&ins)) {
     const isa::DmaDescriptor& d = core_.exe().dma[x->desc];

@@ -48,6 +48,9 @@ class DmaQueue : public EngineBase {
     std::vector<Piece> src, dst;
   };
   const DescriptorPieces& descriptor_pieces(uint32_t index);
+  // A `next` endpoint (a pipeline stage's successor's DRAM) as the fabric
+  // address the core is connected to; other endpoints as they are.
+  isa::DmaEndpoint resolved(const isa::DmaEndpoint& e) const;
   // Appends the pieces of the table rows the index operand names, in order.
   void gathered_rows(const isa::DmaEndpoint& table, const isa::AccessPattern& index, std::vector<Piece>& out);
   // Appends the endpoint's pieces (merged only with each other).
@@ -67,6 +70,7 @@ class DmaQueue : public EngineBase {
   std::vector<DescriptorPieces> cache_;
   uint64_t cache_image_ = 0;
   uint32_t cache_core_ = 0;
+  uint64_t cache_next_ = 0;
   // Reused from descriptor to descriptor, to spare allocations.
   std::vector<Piece> src_pieces_, dst_pieces_;
   std::vector<sc_core::sc_time> src_issue_, dst_issue_;

@@ -48,19 +48,20 @@ std::vector<tlm::tlm_initiator_socket<>*> NeuronCore::fabric_sockets() {
   return s;
 }
 
-void NeuronCore::load(const isa::Executable& exe, uint32_t image_core, uint64_t image_id) {
+void NeuronCore::load(const isa::Executable& exe, uint32_t image_core, uint64_t image_id, isa::Phase phase) {
   exe_ = &exe;
   image_core_ = image_core;
   image_id_ = image_id;
+  phase_ = phase;
   std::vector<int> by_dma(cfg_.semaphores, 0), by_compute(cfg_.semaphores, 0);
   for (const auto& s : exe.streams)
-    if (s.core == image_core_)
+    if (s.core == image_core_ && s.phase == phase_)
       for (const auto& ins : s.instructions)
         if (const uint8_t sem = isa::header_of(ins).signal; sem != isa::kNoSemaphore)
           ++(s.engine >= isa::Engine::dma0 ? by_dma : by_compute)[sem];
   gather_indices_.clear();
   for (const auto& s : exe.streams)
-    if (s.core == image_core_)
+    if (s.core == image_core_ && s.phase == phase_)
       for (const auto& ins : s.instructions)
         if (const auto* g = std::get_if<isa::DmaGather>(&ins)) gather_indices_.push_back(g->index);
   dma_signalled_.assign(cfg_.semaphores, false);
@@ -68,14 +69,16 @@ void NeuronCore::load(const isa::Executable& exe, uint32_t image_core, uint64_t 
   for (auto& e : engines_) {
     const isa::Stream* mine = nullptr;
     for (const auto& s : exe.streams)
-      if (s.core == image_core_ && s.engine == e->id()) mine = &s;
+      if (s.core == image_core_ && s.phase == phase_ && s.engine == e->id()) mine = &s;
     e->load(mine);
   }
 }
 
-void NeuronCore::reset() {
-  sbuf_.clear();
-  psum_.clear();
+void NeuronCore::reset(bool keep_memory) {
+  if (!keep_memory) {
+    sbuf_.clear();
+    psum_.clear();
+  }
   std::fill(semaphores_.begin(), semaphores_.end(), 0);
   pending_signals_.clear();
   psum_port_free_ = sc_core::SC_ZERO_TIME;
@@ -182,7 +185,7 @@ void NeuronCore::fault(isa::Engine engine, size_t pc, const std::string& what) {
   if (fault_) return;  // report the first fault only
   std::string op = "?";
   for (const auto& s : exe_->streams)
-    if (s.core == image_core_ && s.engine == engine && pc < s.instructions.size()) {
+    if (s.core == image_core_ && s.phase == phase_ && s.engine == engine && pc < s.instructions.size()) {
       op = isa::to_string(isa::opcode_of(s.instructions[pc]));
       if (pc < s.source_op.size()) op += ", from " + exe_->source_ops[s.source_op[pc]];
     }

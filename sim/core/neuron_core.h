@@ -35,8 +35,16 @@ class NeuronCore : public sc_core::sc_module, public CoreContext {
   // group's i-th core).
   // `image_id` names the host image for as long as it stays mapped (0: not
   // known), so that what is derived from it alone can be kept across loads.
-  void load(const isa::Executable& exe, uint32_t image_core, uint64_t image_id = 0);
+  // `phase` picks which of the core's programs (isa::Phase) runs.
+  void load(const isa::Executable& exe, uint32_t image_core, uint64_t image_id = 0,
+            isa::Phase phase = isa::Phase::run);
   uint32_t image_core() const override { return image_core_; }
+  isa::Phase phase() const { return phase_; }
+  // Where the `next` DMA endpoints of a pipeline stage point: the absolute
+  // DRAM address (this chip's) or fabric address (another chip's) of the
+  // next stage's core's slice; unset: not connected.
+  void connect(std::optional<uint64_t> next_base) { next_base_ = next_base; }
+  std::optional<uint64_t> next_stage_base() const override { return next_base_; }
   uint64_t image_id() const override { return image_id_; }
 
   // Timing-only runs compute cycles but not values. The one way values steer
@@ -47,7 +55,9 @@ class NeuronCore : public sc_core::sc_module, public CoreContext {
   bool values_needed(const isa::Instruction& ins) const override;
   // Whether any value can matter in this run: false only for timing-only runs without gathers.
   bool values_matter() const override { return !timing_only_ || !gather_indices_.empty(); }
-  void reset();                            // clears SRAM, semaphores, engine state
+  // Clears semaphores and engine state, and SBUF and PSUM unless `keep_memory`
+  // (a pipeline stage's programs after its load program keep its resident weights).
+  void reset(bool keep_memory = false);
   void start();
   bool all_finished() const;
   std::vector<std::string> blocked_engines() const;
@@ -112,6 +122,8 @@ class NeuronCore : public sc_core::sc_module, public CoreContext {
   CounterRegistry& counters_;
   const isa::Executable* exe_ = nullptr;
   uint32_t image_core_ = 0;
+  isa::Phase phase_ = isa::Phase::run;
+  std::optional<uint64_t> next_base_;
   traces::Recorder* recorder_ = nullptr;
   uint32_t chip_index_ = 0;
   uint64_t image_id_ = 0;

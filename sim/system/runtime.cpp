@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -73,7 +74,24 @@ struct Request {
 };
 
 struct Replica {
-  uint32_t chip, first, cores;  // chip-local first core
+  uint32_t chip, first, cores;  // chip-local first core (a pipeline's: its first stage's)
+  uint32_t global = 0;          // global first core (4 x chip + core on inf1)
+};
+
+// What travels down a pipeline replica with a batch: its requests and the
+// outputs the stages have produced so far.
+struct Batch {
+  std::vector<std::unique_ptr<Request>> group;
+  Tensors values;
+};
+
+// One pipeline replica's stages between themselves: the batch each stage has
+// been sent (its inputs are in its core's DRAM), and whether it is busy (it
+// holds a batch, or its predecessor is sending one to it).
+struct Stages {
+  std::vector<std::unique_ptr<Batch>> inbox;
+  std::vector<bool> busy, done;  // done: the stage thread has left (the model is closing)
+  sc_core::sc_event changed;
 };
 
 struct Model {
@@ -85,6 +103,8 @@ struct Model {
   std::map<std::pair<uint32_t, size_t>, uint32_t> handle;  // (chip, step) -> image handle
   std::deque<std::unique_ptr<Request>> queue;
   sc_core::sc_event queued;
+  bool pipeline = false;                     // one pipelined executable: a stage per core
+  std::vector<std::unique_ptr<Stages>> stages;  // per replica, pipelines only
   bool closing = false;
   uint32_t workers = 0;
   std::vector<std::function<void()>> on_unloaded;
@@ -119,8 +139,11 @@ class Host : public sc_core::sc_module {
       if (st.exe) {
         isa::validate(*st.exe, cc.limits());
         n += st.exe->num_cores;
+        m->pipeline |= st.exe->pipeline;
       }
     }
+    if (m->pipeline && spec->steps.size() != 1)
+      throw RunError(fmt::format("{}: a pipelined executable cannot be a step of a bundle", opt.name));
     const uint32_t total = inst_.num_chips() * cc.cores;
     if (opt.groups.empty()) throw RunError("a model needs at least one core group");
     if (n == 0) throw RunError("a model needs at least one device step");
@@ -129,12 +152,12 @@ class Host : public sc_core::sc_module {
       if (g + n > total)
         throw RunError(fmt::format("{}: NRT_LOAD_NOT_ENOUGH_NC: cores {}-{} asked for, the instance has {}",
                                    opt.name, g, g + n - 1, total));
-      if (g / cc.cores != (g + n - 1) / cc.cores)
+      if (!m->pipeline && g / cc.cores != (g + n - 1) / cc.cores)
         throw RunError(fmt::format("{}: a {}-core group cannot start at core {}: it would span chips", opt.name, n, g));
       for (uint32_t c = g; c < g + n; ++c)
         if (used_cores.count(c) || !mine.insert(c).second)
           throw RunError(fmt::format("{}: NRT_LOAD_NOT_ENOUGH_NC: core {} is in use", opt.name, c));
-      m->replicas.push_back({g / cc.cores, g % cc.cores, n});
+      m->replicas.push_back({g / cc.cores, g % cc.cores, n, g});
     }
     m->id = id;
     m->opt = opt;
@@ -144,16 +167,34 @@ class Host : public sc_core::sc_module {
       for (size_t s = 0; s < spec->steps.size(); ++s) {
         const auto& exe = spec->steps[s].exe;
         if (!exe) continue;
-        HostInterface& hif = inst_.chip(r.chip).host_interface();
-        if (!m->handle.count({r.chip, s})) m->handle[{r.chip, s}] = hif.map_image(*exe);
-        const uint64_t first = r.first + m->core_offset[s];
-        for (const auto& c : exe->constants)
-          inst_.chip(r.chip).dram().backdoor_write((first + c.core) * slice + c.dram_offset, c.bytes.data(), c.bytes.size());
+        const uint32_t first = r.global + m->core_offset[s];  // global: a pipeline's cores may span chips
+        for (uint32_t k = 0; k < exe->num_cores; ++k) {
+          const uint32_t chip = (first + k) / cc.cores;
+          if (!m->handle.count({chip, s})) m->handle[{chip, s}] = inst_.chip(chip).host_interface().map_image(*exe);
+        }
+        for (const auto& c : exe->constants) {
+          const uint32_t g = first + c.core;
+          inst_.chip(g / cc.cores).dram().backdoor_write((g % cc.cores) * slice + c.dram_offset, c.bytes.data(),
+                                                         c.bytes.size());
+        }
       }
     used_cores.insert(mine.begin(), mine.end());
     Model* mp = m.get();
     models[id] = std::move(m);
     for (size_t i = 0; i < mp->replicas.size(); ++i) {
+      if (mp->pipeline) {
+        auto st = std::make_unique<Stages>();
+        st->inbox.resize(n);
+        st->busy.assign(n, false);
+        st->done.assign(n, false);
+        mp->stages.push_back(std::move(st));
+        for (uint32_t k = 0; k < n; ++k) {
+          ++mp->workers;
+          sc_core::sc_spawn([this, mp, i, k] { serve_stage(*mp, static_cast<int32_t>(i), k); },
+                            fmt::format("model{}_replica{}_stage{}", id, i, k).c_str());
+        }
+        continue;
+      }
       ++mp->workers;
       sc_core::sc_spawn([this, mp, i] { serve(*mp, static_cast<int32_t>(i)); },
                         fmt::format("model{}_replica{}", id, i).c_str());
@@ -317,32 +358,193 @@ class Host : public sc_core::sc_module {
           msg = fmt::format("step {}: {}", s, e.what());
         }
       }
-      const bool answered = st == Status::success || st == Status::numerical_error;
-      for (size_t i = 0; i < group.size(); ++i) {
-        Request& r = *group[i];
-        r.r.replica = index;
-        if (i) {
-          r.r.start_s = q->r.start_s, r.r.input_done_s = q->r.input_done_s, r.r.device_done_s = q->r.device_done_s;
-          r.r.device_cycles = q->r.device_cycles, r.r.host_s = q->r.host_s;
-        }
-        if (answered && r.keep_outputs)
-          for (const auto& name : m.spec->outputs) {
-            auto it = values.find(name);
-            if (it == values.end()) continue;
-            if (m.opt.batch > 1) {  // request i's rows of the batch
-              const size_t part = it->second.size() / m.opt.batch;
-              r.r.outputs[name].assign(it->second.begin() + i * part, it->second.begin() + (i + 1) * part);
-            } else {
-              r.r.outputs[name] = std::move(it->second);
-            }
-          }
-        finish(r, st, msg);
-      }
+      answer(m, index, group, values, st, msg);
     }
     // The model is closing and its queue is empty.
     command(rep.chip, Opcode::reset_cores, {rep.first, rep.cores});
     for (uint32_t c = 0; c < rep.cores; ++c) chip.dram().clear((rep.first + c) * slice, slice);
     if (--m.workers == 0) closed(m.id);
+  }
+
+  // Answers a batch's requests: the first carries the batch's times; each
+  // gets its own rows of the outputs.
+  void answer(const Model& m, int32_t index, std::vector<std::unique_ptr<Request>>& group, Tensors& values, Status st,
+              const std::string& msg) {
+    const bool answered = st == Status::success || st == Status::numerical_error;
+    const Request& q = *group[0];
+    for (size_t i = 0; i < group.size(); ++i) {
+      Request& r = *group[i];
+      r.r.replica = index;
+      if (i) {
+        r.r.start_s = q.r.start_s, r.r.input_done_s = q.r.input_done_s, r.r.device_done_s = q.r.device_done_s;
+        r.r.device_cycles = q.r.device_cycles, r.r.host_s = q.r.host_s;
+      }
+      if (answered && r.keep_outputs)
+        for (const auto& name : m.spec->outputs) {
+          auto it = values.find(name);
+          if (it == values.end()) continue;
+          if (m.opt.batch > 1) {  // request i's rows of the batch
+            const size_t part = it->second.size() / m.opt.batch;
+            r.r.outputs[name].assign(it->second.begin() + i * part, it->second.begin() + (i + 1) * part);
+          } else {
+            r.r.outputs[name] = std::move(it->second);
+          }
+        }
+      finish(r, st, msg);
+    }
+  }
+
+  // One stage of a pipeline replica (the stage's core: the replica's first
+  // global core + k). It connects its core to the next stage's and runs its
+  // load program once; then, per batch: takes it (stage 0: from the model's
+  // queue, inputs over the host link; others: from its inbox), runs, reads
+  // the outputs on its core back, and, when the next stage is idle, runs its
+  // send program (the outputs into the next stage's DRAM) and hands the
+  // batch on. The last stage answers it.
+  void serve_stage(Model& m, int32_t index, uint32_t k) {
+    const Replica rep = m.replicas[index];
+    Stages& ps = *m.stages[index];
+    const isa::Executable& exe = *m.spec->steps[0].exe;
+    const uint32_t per_chip = inst_.chip_config().cores, n = exe.num_cores;
+    const uint32_t g = rep.global + k, chip_i = g / per_chip, core = g % per_chip;
+    Chip& chip = inst_.chip(chip_i);
+    const uint64_t slice = inst_.chip_config().dram_slice_bytes();
+    const uint32_t handle = m.handle.at({chip_i, 0});
+    const bool has_load = std::any_of(exe.streams.begin(), exe.streams.end(), [&](const isa::Stream& s) {
+      return s.core == k && s.phase == isa::Phase::load;
+    });
+    const sc_time timeout(m.opt.timeout_s, sc_core::SC_SEC);
+    // Load time: the connection, then the resident weights (a fault here fails every request the stage gets).
+    std::string load_error;
+    auto prepare = [&] {
+      load_error.clear();
+      if (k + 1 < n)
+        command(chip_i, Opcode::connect, {core, 1, (g + 1) / per_chip, (g + 1) % per_chip});
+      if (has_load) {
+        uint64_t cycles = 0;
+        const Status st = run_program(chip_i, core, handle, program_arg(isa::Phase::load, k, false),
+                                      sc_core::sc_time_stamp(), sc_time(60.0, sc_core::SC_SEC), load_error, cycles);
+        if (st != Status::success) load_error = "the stage's load program failed: " + load_error;
+      }
+    };
+    prepare();
+    for (;;) {
+      std::unique_ptr<Batch> b;
+      if (k == 0) {
+        while (m.queue.empty() && !m.closing) sc_core::wait(m.queued);
+        if (m.queue.empty()) break;
+        b = std::make_unique<Batch>();
+        b->group = take(m);
+        if (b->group.empty()) continue;
+      } else {
+        while (!ps.inbox[k] && !ps.done[k - 1]) sc_core::wait(ps.changed);
+        if (!ps.inbox[k]) break;
+        b = std::move(ps.inbox[k]);
+      }
+      ps.busy[k] = true;
+      Request& q = *b->group[0];
+      Status st = load_error.empty() ? Status::success : Status::hardware_error;
+      std::string msg = load_error;
+      if (k == 0 && st == Status::success) {
+        const Tensors values = m.opt.batch > 1 ? coalesce(m, b->group) : *q.inputs;
+        if (chip_idle(chip_i)) chip.dram().restart_timing();
+        const TransferGuard busy(transfers_[chip_i]);
+        for (const auto& t : exe.tensors)
+          if (t.kind == isa::TensorKind::input) {
+            std::vector<uint8_t> bytes = values.at(t.name);
+            transfer(chip_i, true, (core + t.core) * slice + t.dram_offset, bytes.data(), bytes.size());
+          }
+        q.r.input_done_s = seconds(sc_core::sc_time_stamp());
+      }
+      if (st == Status::success) {
+        if (chip_idle(chip_i)) chip.dram().restart_timing();
+        chip.core(core).set_timing_only(m.opt.timing_only);
+        uint64_t cycles = 0;
+        st = run_program(chip_i, core, handle, program_arg(isa::Phase::run, k, true), q.arrival, timeout, msg, cycles);
+        q.r.device_cycles += cycles;
+        if (k + 1 == n) q.r.device_done_s = seconds(sc_core::sc_time_stamp());
+      }
+      if (st == Status::success) {
+        for (const auto& t : exe.tensors)
+          if (t.kind == isa::TensorKind::output && t.core == k) {
+            std::vector<uint8_t> bytes(t.bytes());
+            const TransferGuard busy(transfers_[chip_i]);
+            transfer(chip_i, false, core * slice + t.dram_offset, bytes.data(), bytes.size());
+            if (!m.opt.timing_only && non_finite(t.dtype, bytes)) {
+              st = Status::numerical_error;
+              msg = fmt::format("output '{}' holds NaN or Inf", t.name);
+            }
+            b->values[t.name] = std::move(bytes);
+          }
+      }
+      if (st == Status::hardware_error || st == Status::timeout) {
+        // The core was reset: connect it and reload its resident weights before the next batch.
+        answer(m, index, b->group, b->values, st, msg);
+        prepare();
+      } else if (k + 1 < n) {
+        if (st == Status::numerical_error) {  // (answered here; later stages would compute on NaN)
+          answer(m, index, b->group, b->values, st, msg);
+        } else {
+          while (ps.busy[k + 1] || ps.inbox[k + 1]) sc_core::wait(ps.changed);
+          ps.busy[k + 1] = true;  // its inputs are being written
+          uint64_t cycles = 0;
+          const Status sent = run_program(chip_i, core, handle, program_arg(isa::Phase::send, k, true), q.arrival,
+                                          timeout, msg, cycles);
+          ps.busy[k + 1] = false;
+          if (sent != Status::success) {
+            answer(m, index, b->group, b->values, sent, msg);
+            prepare();
+          } else {
+            ps.inbox[k + 1] = std::move(b);
+          }
+        }
+      } else {
+        answer(m, index, b->group, b->values, st, msg);
+      }
+      ps.busy[k] = false;
+      ps.changed.notify(sc_core::SC_ZERO_TIME);
+    }
+    // The model is closing and every earlier stage has left.
+    ps.done[k] = true;
+    ps.changed.notify(sc_core::SC_ZERO_TIME);
+    command(chip_i, Opcode::reset_cores, {core, 1});
+    chip.dram().clear(core * slice, slice);
+    if (--m.workers == 0) closed(m.id);
+  }
+
+  // The firmware load command's ARG3 for program `phase` of image core `image_core`.
+  static uint32_t program_arg(isa::Phase phase, uint32_t image_core, bool keep_memory) {
+    return static_cast<uint32_t>(phase) | (keep_memory ? firmware::kLoadKeepMemory : 0u) |
+           (image_core << firmware::kLoadImageCoreShift);
+  }
+
+  // Loads one program onto one core and runs it to its end_of_program, a
+  // fault (the core is reset) or `arrival + timeout` (likewise). `cycles`:
+  // the core's CYCLES register after a successful run.
+  Status run_program(uint32_t chip_i, uint32_t core, uint32_t handle, uint32_t arg3, const sc_time& arrival,
+                     const sc_time& timeout, std::string& msg, uint64_t& cycles) {
+    HostInterface& hif = inst_.chip(chip_i).host_interface();
+    command(chip_i, Opcode::load, {core, 1, handle, arg3});
+    command(chip_i, Opcode::run, {core, 1});
+    for (;;) {
+      const auto cs = static_cast<CoreStatus>(reg(chip_i, tlm::TLM_READ_COMMAND, hif.STATUS.address(core), 4));
+      if (cs == CoreStatus::done) break;
+      if (cs == CoreStatus::faulted) {
+        msg = fmt::format("chip{}: {}", chip_i, hif.fault_message(core));
+        command(chip_i, Opcode::reset_cores, {core, 1});
+        return Status::hardware_error;
+      }
+      const sc_time now = sc_core::sc_time_stamp();
+      if (now - arrival >= timeout) {
+        msg = fmt::format("timed out on the device after {} s (simulated); engines still waiting:", timeout.to_seconds());
+        for (const auto& b : hif.blocked_engines(core)) msg += fmt::format("\n  chip{}: {}", chip_i, b);
+        command(chip_i, Opcode::reset_cores, {core, 1});
+        return Status::timeout;
+      }
+      sc_core::wait(arrival + timeout - now, hif.core_irq(core));
+    }
+    cycles = reg(chip_i, tlm::TLM_READ_COMMAND, hif.CYCLES.address(core), 8);
+    return Status::success;
   }
 
   // The next requests a replica serves: the oldest queued one and, with
@@ -489,7 +691,7 @@ class Host : public sc_core::sc_module {
       inst_.chip(c).host_interface().unmap_image(h);
     }
     for (const auto& r : m.replicas)
-      for (uint32_t c = 0; c < r.cores; ++c) used_cores.erase(r.chip * inst_.chip_config().cores + r.first + c);
+      for (uint32_t c = 0; c < r.cores; ++c) used_cores.erase(r.global + c);
     auto callbacks = std::move(m.on_unloaded);
     models.erase(it);
     for (auto& f : callbacks) f();

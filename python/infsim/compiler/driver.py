@@ -20,7 +20,7 @@ FALLBACK = ("host", "none")
 
 def compile_model(model, target: str = "inf1", dtype: str = "bf16", batch=None, autocast: str = "all",
                   fallback: str = "host", calibration=None, report=None, resident_share=None,
-                  calibration_method: str = "percentile"):
+                  calibration_method: str = "percentile", pipeline_cores: int = 1):
     """Compiles an ONNX model (path or ModelProto).
 
     target:    "inf1", "inf2" or a chip configuration YAML file.
@@ -33,6 +33,8 @@ def compile_model(model, target: str = "inf1", dtype: str = "bf16", batch=None, 
     calibration_method: int8: "percentile" or "mse" (compiler/quantize.py).
     resident_share: fraction of SBUF kept for values resident between kernels
                (default lower.RESIDENT_SHARE; 0 keeps every value in DRAM, for comparisons).
+    pipeline_cores: N > 1 splits the model into a pipeline of N stages, one
+               per core (compiler/pipeline.py); every op must run on the device.
     Returns an `_infsim.Executable` when everything runs on the device, else
     an `infsim.bundle.Bundle`."""
     if dtype not in DTYPES:
@@ -76,6 +78,13 @@ def compile_model(model, target: str = "inf1", dtype: str = "bf16", batch=None, 
             "autocast": autocast, "batch": batch_dim,
             "model": model if isinstance(model, str) else "<in-memory ONNX>",
             "host_ops": [{"node": n.name, "op": n.op, "reason": r} for n, r in host]}
+    if pipeline_cores != 1:
+        from .pipeline import compile_pipeline
+        exe = compile_pipeline(graph, placement, tgt, options, meta, pipeline_cores)
+        m = json.loads(exe.metadata_json)
+        m["compile_seconds"] = time.perf_counter() - t0
+        exe.metadata_json = json.dumps(m, sort_keys=True)
+        return exe
     segs = segment(graph, placement)
     for s in segs:
         if s.kind == "device":

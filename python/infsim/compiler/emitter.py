@@ -35,7 +35,7 @@ LOAD_QUEUES = ("dma0", "dma1", "dma3")  # loads rotate over these
 STORE_QUEUE = "dma2"  # stores have their own queue, so a store waiting for compute never blocks a load
 ENGINES = ("tensor", "vector", "scalar", "dma0", "dma1", "dma2", "dma3")
 # Tracker buckets (bytes): an access is checked against the records of the buckets it touches.
-BUCKET = {"sbuf": 1024, "psum": 2048, "dram": 1 << 16}
+BUCKET = {"sbuf": 1024, "psum": 2048, "dram": 1 << 16, "next": 1 << 16}  # ("next": a pipeline successor's DRAM)
 
 
 def align(x, a=ALIGN):
@@ -107,14 +107,14 @@ def ap_region(ap: AP) -> Region:
 
 
 def endpoint_region(e: dict) -> Region:
-    if e["loc"] != "dram":
+    if e["loc"] not in ("dram", "next"):  # (the next pipeline stage's DRAM is a memory of its own)
         es = dtype_size(e["dtype"])
         lo, hi = _span(e["dims"])
         return Region(e["loc"], e["part_start"], e["part_start"] + e["part_count"], e["address"] + lo * es,
                       e["address"] + (hi + 1) * es)
     lo, hi = _span(list(e["dims"]) + [(e["part_count"], e["part_step"])])
     es = dtype_size(e["dtype"])
-    return Region("dram", 0, 1, e["address"] + lo * es, e["address"] + (hi + 1) * es)
+    return Region(e["loc"], 0, 1, e["address"] + lo * es, e["address"] + (hi + 1) * es)
 
 
 class DependencyTracker:
@@ -402,13 +402,14 @@ class Emitter:
         self.counts[opcode] = self.counts.get(opcode, 0) + 1
         return v
 
-    def finish(self):
-        """Ends the program once every engine is idle; returns the executable."""
+    def finish(self, phase: str = "run"):
+        """Ends the program once every engine is idle; returns the executable.
+        phase: which of the core's programs this is (run, load, send)."""
         last = [(e, self.prog.semaphore_value(e)) for e in ENGINES if self.prog.semaphore_value(e) > 0]
         self.prog.emit(STORE_QUEUE, "end_of_program", {"code": 0}, waits=last, source=0)
         self.exe.source_ops = self.source_ops
         for engine, lines in self.prog.streams.items():
-            self.exe.add_stream(0, engine, lines, self.prog.stream_ops[engine])
+            self.exe.add_stream(0, engine, lines, self.prog.stream_ops[engine], phase)
         return self.exe
 
 

@@ -75,8 +75,10 @@ class Lowering:
     every value produced so far, constants placed, liveness."""
 
     def __init__(self, graph: Graph, target: Target, options: Options, seg_nodes: Sequence[Node],
-                 seg_inputs: Sequence[str], seg_outputs: Sequence[str], in_dram: Sequence[str] = ()):
+                 seg_inputs: Sequence[str], seg_outputs: Sequence[str], in_dram: Sequence[str] = (),
+                 stored: Sequence[str] = ()):
         self.g = graph
+        self.stored = set(stored)  # segment inputs/outputs kept in the storage dtype (pipeline stages' own)
         self.t = target
         self.opt = options
         self.em = Emitter(target, resident_bytes=int(target.sbuf_bytes * options.resident_share))
@@ -124,7 +126,7 @@ class Lowering:
         """How value `name` is stored in DRAM."""
         if not is_float(self.value_dtype(name)):
             return "int8" if self.value_dtype(name) == np.int8 else "int32"
-        if name in self.inputs or name in self.outputs:
+        if (name in self.inputs or name in self.outputs) and name not in self.stored:
             return "fp32"
         return self.opt.storage
 

@@ -26,6 +26,12 @@ class Segment:
     inputs: List[str] = field(default_factory=list)
     outputs: List[str] = field(default_factory=list)
     exe: object = None  # device: the executable
+    # A pipeline stage's values that pass to or from a neighbouring stage rather
+    # than the host: not in the tensor table; their DRAM places go in `io`
+    # (name -> (address, dtype, shape)). Those not the model's own inputs and
+    # outputs are stored in the storage dtype, as inside the segment.
+    hidden: set = field(default_factory=set)
+    io: dict = field(default_factory=dict)
 
 
 def place(graph: Graph, target: Target, options: Options):
@@ -94,14 +100,19 @@ def lower_segment(graph: Graph, seg: Segment, target: Target, options: Options, 
 
 
 def _lower(graph, seg, target, options, in_dram, metadata):
-    lw = Lowering(graph, target, options, seg.nodes, seg.inputs, seg.outputs, in_dram)
+    model_io = {v.name for v in graph.inputs} | {v.name for v in graph.outputs}
+    lw = Lowering(graph, target, options, seg.nodes, seg.inputs, seg.outputs, in_dram,
+                  stored=seg.hidden - model_io)
     exe = lw.em.exe
     io = {}
+    seg.io = {}
     for name in seg.inputs:
         v = DView.contiguous(0, lw.shape(name), lw.storage_dtype(name))
         addr = lw.em.dram.alloc(max(v.size * v.es, 1))
         io[name] = DView(addr, v.shape, v.strides, v.dtype)
-        exe.add_tensor(name, "input", v.dtype, list(v.shape), 0, addr)
+        seg.io[name] = (addr, v.dtype, tuple(v.shape))
+        if name not in seg.hidden:
+            exe.add_tensor(name, "input", v.dtype, list(v.shape), 0, addr)
     views = lw.run(io)
     from .kernels.shape_ops import copy_view
     for name in seg.outputs:
@@ -113,7 +124,9 @@ def _lower(graph, seg, target, options, in_dram, metadata):
             src = v
             v = DView.contiguous(lw.em.dram.alloc(max(src.size * 4, 1)), src.shape, lw.storage_dtype(name))
             copy_view(lw, src, v)
-        exe.add_tensor(name, "output", v.dtype, list(v.shape), 0, v.addr)
+        seg.io[name] = (v.addr, v.dtype, tuple(v.shape))
+        if name not in seg.hidden or name in model_io:
+            exe.add_tensor(name, "output", v.dtype, list(v.shape), 0, v.addr)
     lw.em.finish()
     meta = dict(metadata)
     meta.update({"inputs": {n: list(lw.shape(n)) for n in seg.inputs},

@@ -289,12 +289,14 @@ class Runtime:
             raise RunError(f"NRT_LOAD_NOT_ENOUGH_NC: the model needs {need} cores per group, groups have {size}")
         used = set(self._rt.used_cores())
         vis = [c for c in visible_cores(self.num_cores, cores) if c not in used]
-        # Groups of `size` consecutive free cores, on one chip, from the lowest core up.
+        # Groups of `size` consecutive free cores, from the lowest core up: on one
+        # chip, except a pipeline's, whose stages may span chips (cores 2-5).
         per_chip = int(_infsim.config(self.config)["cores"])
+        spans = bundle is None and exe.pipeline
         groups, i = [], 0
         while i + size <= len(vis):
             run = vis[i:i + size]
-            if run == list(range(run[0], run[0] + size)) and run[0] // per_chip == run[-1] // per_chip:
+            if run == list(range(run[0], run[0] + size)) and (spans or run[0] // per_chip == run[-1] // per_chip):
                 groups.append(run[0])
                 i += size
             else:

@@ -50,22 +50,32 @@ def bench_inputs(exe, seed=0):
             for t in exe.tensors if t["kind"] == "input"}
 
 
-def executables(model, batch_sizes, target, dtype):
-    """(batch, executable) per batch size: an .infx at its own batch, an
-    .onnx compiled once per batch size, a reference model name exported at
-    each batch size and compiled."""
+def pipeline_size(exe) -> int:
+    """Cores one pipeline of the executable spans (1: not pipelined)."""
+    return exe.num_cores if getattr(exe, "pipeline", False) else 1
+
+
+def executables(model, batch_sizes, target, dtype, pipeline_sizes=None):
+    """(batch, executable) per batch size and pipeline size: an .infx at its
+    own batch and pipeline, an .onnx compiled once per batch and pipeline
+    size, a reference model name exported at each batch size and compiled
+    per pipeline size."""
     if model.endswith(".infx"):
         exe = runtime.load(model)
         batch = runtime.metadata(exe).get("batch", 1)
         if batch_sizes and batch_sizes != [batch]:
             raise runtime.RunError(f"{model} was compiled for batch {batch}; bench the .onnx to try other batches")
+        if pipeline_sizes and pipeline_sizes != [pipeline_size(exe)]:
+            raise runtime.RunError(f"{model} was compiled for a pipeline of {pipeline_size(exe)} core(s); bench "
+                                   f"the .onnx to try other pipeline sizes")
         return [(batch, exe)]
     from ..compiler import compile_model
     out = []
     if model.endswith(".onnx") or os.path.exists(model):
         for b in batch_sizes or [None]:
-            exe = compile_model(model, target=target, dtype=dtype, batch=b, fallback="none")
-            out.append((runtime.metadata(exe).get("batch", b or 1), exe))
+            for p in pipeline_sizes or [1]:
+                exe = compile_model(model, target=target, dtype=dtype, batch=b, fallback="none", pipeline_cores=p)
+                out.append((runtime.metadata(exe).get("batch", b or 1), exe))
         return out
     from ..accuracy import _models_package
     models = _models_package()
@@ -75,8 +85,9 @@ def executables(model, batch_sizes, target, dtype):
     net = models.build(model)
     for b in batch_sizes or [1]:
         proto = to_onnx(net, models.example_inputs(model, batch=b))
-        exe = compile_model(proto, target=target, dtype=dtype, fallback="none")
-        out.append((b, exe))
+        for p in pipeline_sizes or [1]:
+            exe = compile_model(proto, target=target, dtype=dtype, fallback="none", pipeline_cores=p)
+            out.append((b, exe))
     return out
 
 
@@ -128,7 +139,7 @@ def run_config(rt, exe, batch, n_models, workers, args, model_name):
     throughput = infs / span if span > 0 else 0.0
     price = float(rt.instance_config["price_per_hour"])
     row = {"model_filename": model_name, "instance_type": rt.instance, "n_models": n_models,
-           "workers_per_model": 0 if (args.rate or args.trace) else workers, "pipeline_size": 1,
+           "workers_per_model": 0 if (args.rate or args.trace) else workers, "pipeline_size": pipeline_size(exe),
            "batch_size": batch, "throughput_avg": throughput}
     for p in PERCENTILES:
         row[f"latency_ms_p{p}"] = float(np.percentile(lat_ms, p)) if len(lat_ms) else float("nan")
@@ -195,7 +206,8 @@ def _is_number(s):
 
 
 def print_table(rows):
-    cols = ["n_models", "workers_per_model", "batch_size", "throughput_avg", "latency_ms_p50", "latency_ms_p99",
+    cols = ["n_models", "workers_per_model", "pipeline_size", "batch_size", "throughput_avg", "latency_ms_p50",
+            "latency_ms_p99",
             "total_infs", "total_s", "cost_per_1m_inf", "wall_s"]
     try:
         from rich.console import Console
@@ -223,14 +235,20 @@ def main(args):
     name = os.path.basename(args.model)
     configs = []
     for batch, exe in executables(args.model, int_list(args.batch_sizes) if args.batch_sizes else None,
-                                  args.target or args.config or "inf1", args.dtype):
+                                  args.target or args.config or "inf1", args.dtype,
+                                  int_list(args.pipeline_sizes) if args.pipeline_sizes else None):
         need = runtime.cores_needed(exe)
         most = len(cores) // need
+        if most == 0:
+            raise runtime.RunError(f"NRT_LOAD_NOT_ENOUGH_NC: one replica needs {need} cores, {len(cores)} are "
+                                   f"visible on {rt.instance}")
+        # By default a pipeline gets a client per stage and one more, to keep every stage busy.
+        workers = int_list(args.workers_per_model) if args.workers_per_model else [max(2, pipeline_size(exe) + 1)]
         for n in int_list(args.n_models) if args.n_models else sorted({1, most}):
             if n > most:
                 raise runtime.RunError(f"NRT_LOAD_NOT_ENOUGH_NC: {n} replicas of {need} core(s) asked for, "
                                        f"{len(cores)} cores visible on {rt.instance}")
-            configs += [(batch, exe, n, w) for w in int_list(args.workers_per_model)]
+            configs += [(batch, exe, n, w) for w in workers]
     from tqdm import tqdm
     with tqdm(total=len(configs), desc="bench", unit="config", disable=not sys.stderr.isatty(), leave=False) as bar:
         for batch, exe, n, w in configs:
@@ -275,9 +293,11 @@ def add_parser(sub):
     b.add_argument("--dtype", default="bf16", help="compile dtype for .onnx and reference models")
     b.add_argument("--cores", help="visible cores, e.g. 0-3 (default: INFSIM_VISIBLE_CORES, else all)")
     b.add_argument("--n-models", help="replica counts, comma-separated (default: 1 and as many as fit)")
-    b.add_argument("--workers-per-model", default="2", help="closed-loop clients per replica, comma-separated")
+    b.add_argument("--workers-per-model", help="closed-loop clients per replica, comma-separated (default: 2, "
+                                               "or a pipeline's size + 1)")
     b.add_argument("--batch-sizes", help="comma-separated (an .infx: its own batch)")
-    b.add_argument("--pipeline-sizes", default="1", help="only 1 for now (pipelines are issue 11)")
+    b.add_argument("--pipeline-sizes", help="cores per pipeline, comma-separated (compiled once per size with "
+                                            "--pipeline-cores; default 1; an .infx: its own)")
     b.add_argument("--requests", type=int, default=100, help="counted requests per configuration")
     b.add_argument("--duration", type=float, help="simulated seconds of load per configuration, instead of --requests")
     b.add_argument("--rate", type=float, help="open loop: Poisson arrivals per simulated second")
@@ -296,8 +316,6 @@ def add_parser(sub):
 
 def _checked(a):
     a.profile_written = False
-    if a.pipeline_sizes not in ("1", None):
-        raise runtime.RunError("--pipeline-sizes other than 1 needs pipelined compilation (not implemented yet)")
     if a.rate and a.trace:
         raise runtime.RunError("give --rate or --trace, not both")
     return main(a)
