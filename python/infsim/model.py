@@ -41,11 +41,12 @@ def load(path, instance="inf1.xlarge") -> CompiledModel:
 
 
 def trace(module, example_inputs, target="inf1", dtype="bf16", instance="inf1.xlarge", opset=13,
-          autocast="all", fallback="host", calibration=None) -> CompiledModel:
+          autocast="all", fallback="host", calibration=None, pipeline_cores=1) -> CompiledModel:
     """Exports a PyTorch module to ONNX with `example_inputs` fixing the shapes,
     compiles it and returns a CompiledModel that runs on the simulator.
-    dtype, autocast, fallback and calibration (INT8: {input name: array})
-    are compile_model's."""
+    dtype, autocast, fallback, calibration (INT8: {input name: array}) and
+    pipeline_cores (a pipeline of N stages, one per core; more than 4 need an
+    instance with several chips, e.g. instance="inf1.6xlarge") are compile_model's."""
     import onnx
     import torch
 
@@ -65,5 +66,5 @@ def trace(module, example_inputs, target="inf1", dtype="bf16", instance="inf1.xl
                           opset_version=opset, do_constant_folding=True)
     proto = onnx.load_from_string(buf.getvalue())
     exe = compile_model(proto, target=target, dtype=dtype, autocast=autocast, fallback=fallback,
-                        calibration=calibration)
+                        calibration=calibration, pipeline_cores=pipeline_cores)
     return CompiledModel(exe, instance)

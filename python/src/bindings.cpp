@@ -111,6 +111,7 @@ py::dict request_dict(const sim::RequestResult& r) {
   d["end_s"] = r.end_s;
   d["device_cycles"] = r.device_cycles;
   d["host_s"] = r.host_s;
+  d["stage_cycles"] = r.stage_cycles;
   py::dict outs;
   for (const auto& [name, bytes] : r.outputs)
     outs[py::str(name)] = py::bytes(reinterpret_cast<const char*>(bytes.data()), bytes.size());

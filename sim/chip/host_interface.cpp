@@ -351,8 +351,10 @@ void HostPort::write32(uint64_t address, uint32_t value) {
 }
 
 void HostPort::post(const HostInterface& hif, firmware::Opcode op, std::initializer_list<uint32_t> args) {
+  // Every argument register is written: one left from an earlier command would be read as this one's.
   uint32_t i = 0;
   for (uint32_t a : args) write32(hif.CMD_ARG.address(i++), a);
+  for (; i < hif.CMD_ARG.count(); ++i) write32(hif.CMD_ARG.address(i), 0);
   write32(hif.CMD_OPCODE.address(), static_cast<uint32_t>(op));
   write32(hif.CMD_DOORBELL.address(), 1);
 }

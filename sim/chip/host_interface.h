@@ -242,7 +242,7 @@ class HostPort : public sc_core::sc_module {
   uint32_t read32(uint64_t address);
   uint64_t read64(uint64_t address);
   void write32(uint64_t address, uint32_t value);
-  // Posts one command: CMD_ARG0..(args.size()-1), CMD_OPCODE, CMD_DOORBELL.
+  // Posts one command: CMD_ARG0..3 (those not given are 0), CMD_OPCODE, CMD_DOORBELL.
   void post(const HostInterface& hif, firmware::Opcode op, std::initializer_list<uint32_t> args);
   // Runs the simulation until no event remains (every engine finished or
   // blocked, every command done).

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <numeric>
 #include <random>
 #include <set>
 
@@ -125,6 +126,27 @@ class Host : public sc_core::sc_module {
   tlm_utils::multi_passthrough_initiator_socket<Host> dram;  // chip i's DRAM over its PCIe link
 
   Instance& inst() { return inst_; }
+  // The least common multiple of every clock period on the instance (engines,
+  // DRAM, links): two workloads that start on multiples of it see the same
+  // clock phases, hence the same cycles. Zero where that multiple exceeds a
+  // simulated millisecond (a 2^30 Hz NeuronLink clock has no short one).
+  sc_time clock_epoch() const {
+    const ChipConfig& cc = inst_.chip_config();
+    const InstanceConfig& ic = inst_.config();
+    std::vector<double> ps = {cc.dram_tck_ps(), 1e6 / ic.host_link_clock_mhz};
+    for (unsigned e = 0; e < isa::kNumEngine; ++e) ps.push_back(cc.period_ps(static_cast<isa::Engine>(e)));
+    if (inst_.num_chips() > 1) ps.push_back(1e6 / ic.link_clock_mhz);
+    const uint64_t limit = sc_time(1, sc_core::SC_MS).value();
+    uint64_t l = 1;
+    for (double p : ps) {
+      const uint64_t v = sc_time(p, sc_core::SC_PS).value();  // in the kernel's resolution, as the modules round it
+      if (v == 0) return sc_core::SC_ZERO_TIME;
+      const unsigned __int128 m = static_cast<unsigned __int128>(l / std::gcd(l, v)) * v;
+      if (m > limit) return sc_core::SC_ZERO_TIME;
+      l = static_cast<uint64_t>(m);
+    }
+    return sc_time::from_value(l);
+  }
   std::map<int32_t, std::unique_ptr<Model>> models;
   std::set<uint32_t> used_cores;  // global
   uint64_t next_request = 1;
@@ -297,6 +319,8 @@ class Host : public sc_core::sc_module {
     const HostInterface& hif = inst_.chip(chip).host_interface();
     uint32_t i = 0;
     for (uint32_t a : args) reg(chip, tlm::TLM_WRITE_COMMAND, hif.CMD_ARG.address(i++), 4, a);
+    // The registers keep their values: one not written would be an earlier command's.
+    for (; i < hif.CMD_ARG.count(); ++i) reg(chip, tlm::TLM_WRITE_COMMAND, hif.CMD_ARG.address(i), 4, 0);
     reg(chip, tlm::TLM_WRITE_COMMAND, hif.CMD_OPCODE.address(), 4, static_cast<uint32_t>(op));
     reg(chip, tlm::TLM_WRITE_COMMAND, hif.CMD_DOORBELL.address(), 4, 1);
     cmd_busy_[chip] = false;
@@ -377,7 +401,7 @@ class Host : public sc_core::sc_module {
       r.r.replica = index;
       if (i) {
         r.r.start_s = q.r.start_s, r.r.input_done_s = q.r.input_done_s, r.r.device_done_s = q.r.device_done_s;
-        r.r.device_cycles = q.r.device_cycles, r.r.host_s = q.r.host_s;
+        r.r.device_cycles = q.r.device_cycles, r.r.host_s = q.r.host_s, r.r.stage_cycles = q.r.stage_cycles;
       }
       if (answered && r.keep_outputs)
         for (const auto& name : m.spec->outputs) {
@@ -462,6 +486,8 @@ class Host : public sc_core::sc_module {
         uint64_t cycles = 0;
         st = run_program(chip_i, core, handle, program_arg(isa::Phase::run, k, true), q.arrival, timeout, msg, cycles);
         q.r.device_cycles += cycles;
+        q.r.stage_cycles.resize(n);
+        q.r.stage_cycles[k] = cycles;
         if (k + 1 == n) q.r.device_done_s = seconds(sc_core::sc_time_stamp());
       }
       if (st == Status::success) {
@@ -979,8 +1005,15 @@ Workload Runtime::run_workload(Workload w) {
     auto s = std::make_shared<State>();
     s->w = std::move(w);
     s->p = p;
-    const sc_time start = sc_core::sc_time_stamp();
+    // The load starts on the next clock epoch, so that the same workload sees the same cycles
+    // whenever it runs in the process.
+    const sc_time epoch = host_->clock_epoch();
+    sc_time start = sc_core::sc_time_stamp();
+    if (epoch != sc_core::SC_ZERO_TIME) start = epoch * std::ceil(start / epoch);
     s->w.start_s = seconds(start);
+    auto until_start = [start] {
+      if (start > sc_core::sc_time_stamp()) sc_core::wait(start - sc_core::sc_time_stamp());
+    };
     s->issued.assign(s->w.loads.size(), 0);
     for (const auto& l : s->w.loads) s->inputs.push_back(std::make_shared<const Tensors>(l.inputs));
     Host* host = host_.get();
@@ -1008,7 +1041,8 @@ Workload Runtime::run_workload(Workload w) {
     };
     if (s->w.sample_period_s > 0)
       // The monitor's sampler: every counter, each period, until the load is done.
-      sc_core::sc_spawn([s, host] {
+      sc_core::sc_spawn([s, host, until_start] {
+        until_start();
         const sc_time period(s->w.sample_period_s, sc_core::SC_SEC);
         for (;;) {
           sc_core::wait(period);
@@ -1024,7 +1058,8 @@ Workload Runtime::run_workload(Workload w) {
       if (l.workers) {
         for (uint32_t k = 0; k < l.workers; ++k) {
           ++s->active;
-          sc_core::sc_spawn([s, li, issue, more] {
+          sc_core::sc_spawn([s, li, issue, more, until_start] {
+            until_start();
             sc_core::sc_event answered;
             while (more(li)) {
               issue(li, &answered);

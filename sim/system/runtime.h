@@ -60,6 +60,7 @@ struct RequestResult {
   uint64_t device_cycles = 0;  // the group's CYCLES registers: doorbell to end_of_program (max over its cores,
                                // summed over a bundle's device steps)
   double host_s = 0;           // simulated time its host steps took on the vCPUs, waits for a vCPU included
+  std::vector<uint64_t> stage_cycles;  // a pipeline's: each stage's run program, its core's CYCLES
   Tensors outputs;
 };
 

@@ -7,7 +7,7 @@ made before a cut and used after it crosses every cut in between: each stage
 that holds it sends it to the next with its *send program*, DMAs from its
 DRAM slice into the next stage's (`next` endpoints; the runtime connects
 each stage's core to its successor's, on the same chip or across the links,
-and runs the send program when the successor is idle). docs/runtime.md §2.7
+and runs the send program when the successor is idle). docs/runtime.md §2.8
 gives the protocol.
 
 **Balance.** The cuts minimise the largest stage estimate (a linear-partition
@@ -72,10 +72,13 @@ def node_macs(g: Graph, n: Node) -> int:
 
 def node_cycles(g: Graph, n: Node, dtype: str, rows: int, cols: int, parts: int) -> float:
     """The compiler's estimate of one node's time on a core, in core cycles (module text)."""
-    weight_bytes = sum(int(g.constants[c].size) for c in n.inputs if c in g.constants and g.constants[c].size > 64)
-    weight_bytes *= dtype_size("bf16" if dtype == "int8" and n.op not in ("Conv",) else dtype)
-    array = node_macs(g, n) / (rows * cols * MATMUL_RATE.get(dtype, 1.0)) / MATMUL_EFFICIENCY
     out = sum(int(np.prod(_shape(g, o))) for o in n.outputs if o and _shape(g, o))
+    if n.op == "Gather":  # an embedding lookup reads the rows it gathers, not the table
+        weight_elems = out
+    else:
+        weight_elems = sum(int(g.constants[c].size) for c in n.inputs if c in g.constants and g.constants[c].size > 64)
+    weight_bytes = weight_elems * dtype_size("bf16" if dtype == "int8" and n.op not in ("Conv",) else dtype)
+    array = node_macs(g, n) / (rows * cols * MATMUL_RATE.get(dtype, 1.0)) / MATMUL_EFFICIENCY
     return max(array, weight_bytes / DRAM_BYTES_PER_CYCLE) + out / parts + KERNEL_OVERHEAD_CYCLES
 
 
