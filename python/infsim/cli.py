@@ -34,8 +34,8 @@ def cmd_compile(a):
     for k, st in enumerate(meta.get("pipeline", [])):
         first, last = st["nodes"]
         print(f"  pipeline stage {k} (core {k}): nodes {first}-{last - 1} ('{st['first']}' .. '{st['last']}'), "
-              f"estimate {st['estimate_cycles'] / 976.5625e3:.3f} ms, {st['weight_bytes']} bytes of weights, "
-              f"sends {st['sent_bytes']} bytes")
+              f"estimate {st['estimate_cycles'] / 976.5625e3:.3f} ms, {st['weight_bytes']} bytes of weights "
+              f"({st['streamed_weight_bytes']} streamed per run), sends {st['sent_bytes']} bytes")
     if isinstance(exe, _infsim.Executable):
         n = sum(len(s[2]) for s in exe.streams)
         print(f"compiled {a.model} -> {a.output}: {len(report)} ops on the device, {n} instructions, "

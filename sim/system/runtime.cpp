@@ -442,6 +442,7 @@ class Host : public sc_core::sc_module {
     std::string load_error;
     auto prepare = [&] {
       load_error.clear();
+      chip.core(core).set_timing_only(m.opt.timing_only);  // the core's mode is its last model's until set
       if (k + 1 < n)
         command(chip_i, Opcode::connect, {core, 1, (g + 1) / per_chip, (g + 1) % per_chip});
       if (has_load) {

@@ -190,3 +190,45 @@ def test_pipeline_across_chips_link_bytes_are_the_boundary_activations(tmp_path,
     links = row["counters"]["link"]
     assert links["chip0-chip1"]["bytes"] == sent[1] * issued > 0
     assert all(v["bytes"] == 0 for k, v in links.items() if k not in ("chip0-chip1",) and "host" not in k)
+
+
+def dram_read_bytes(rt) -> int:
+    c = rt.counters()
+    return sum(ch["read_bytes"] for chip in c.values() if isinstance(chip, dict) and "dram" in chip
+               for ch in chip["dram"].values() if isinstance(ch, dict) and "read_bytes" in ch)
+
+
+def test_resident_weights_are_not_read_from_dram_per_request():
+    """Each stage's weights go into its SBUF once, by its load program: after
+    the load, a request reads its activations from DRAM, not one weight byte
+    (the DRAM counters), where the one-core build streams every weight each
+    time; and both compute the same bits."""
+    torch.manual_seed(0)
+    layers = []
+    for _ in range(4):
+        layers += [torch.nn.Linear(1024, 1024), torch.nn.ReLU()]
+    net = torch.nn.Sequential(*layers[:-1])
+    x = torch.randn(1, 1024)
+    proto, _ = to_onnx(net, (x,))
+    feeds = {proto.graph.input[0].name: x.numpy()}
+    weight_bytes = 4 * 1024 * 1024 * 2  # BF16
+    rt = runtime.Runtime("inf1.xlarge")
+    per_request, outs = {}, {}
+    for p in (1, 2):
+        exe = compile_model(proto, pipeline_cores=p)
+        if p > 1:
+            stages = runtime.metadata(exe)["pipeline"]
+            assert all(s["streamed_weight_bytes"] == 0 for s in stages), stages
+            assert sum(s["resident_weight_bytes"] for s in stages) >= weight_bytes
+        m = rt.load(exe, replicas=1)
+        try:
+            outs[p] = first_output(m.submit(feeds).result())  # (after the load and one request)
+            before = dram_read_bytes(rt)
+            for _ in range(4):
+                m.submit(feeds).result()
+            per_request[p] = (dram_read_bytes(rt) - before) / 4
+        finally:
+            m.unload()
+    assert per_request[1] >= weight_bytes, per_request
+    assert per_request[2] < 0.01 * weight_bytes, per_request  # activations: a few KiB
+    np.testing.assert_array_equal(outs[1], outs[2])

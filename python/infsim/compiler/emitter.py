@@ -35,6 +35,7 @@ LOAD_QUEUES = ("dma0", "dma1", "dma3")  # loads rotate over these
 STORE_QUEUE = "dma2"  # stores have their own queue, so a store waiting for compute never blocks a load
 ENGINES = ("tensor", "vector", "scalar", "dma0", "dma1", "dma2", "dma3")
 # Tracker buckets (bytes): an access is checked against the records of the buckets it touches.
+WEIGHT_KERNEL_FLOOR = 0.25  # of SBUF per partition that resident weights always leave to the kernels
 BUCKET = {"sbuf": 1024, "psum": 2048, "dram": 1 << 16, "next": 1 << 16}  # ("next": a pipeline successor's DRAM)
 
 
@@ -294,16 +295,29 @@ class Emitter:
     """One core's program under construction: instructions, DMA descriptors,
     constants, memory allocation and the dependencies between them."""
 
-    def __init__(self, target: Target, exe=None, resident_bytes: int = 0):
+    def __init__(self, target: Target, exe=None, resident_bytes: int = 0, weight_bytes: int = 0):
         self.t = target
         self.exe = exe if exe is not None else _infsim.Executable()
         self.source_ops: List[str] = ["<io>"]
         self.prog = CoreProgram(0, target.semaphores, self.source_ops)
         self.deps = DependencyTracker()
-        # SBUF: kernels' working space below, the resident area (compiler/residency.py) above.
-        kernel_bytes = target.sbuf_bytes - align(resident_bytes)
-        self.sbuf = SbufAllocator(kernel_bytes)
-        self.resident = ResidentSpace(kernel_bytes, target.sbuf_bytes)
+        # SBUF, per partition from the bottom: the kernels' working space, resident weights
+        # (a pipeline stage's: constants copied into SBUF once by the load program and read
+        # there by every run; at most weight_bytes, and the kernels keep WEIGHT_KERNEL_FLOOR of
+        # SBUF), the resident area (compiler/residency.py).
+        resident_lo = target.sbuf_bytes - align(resident_bytes)
+        floor = align(int(WEIGHT_KERNEL_FLOOR * target.sbuf_bytes))
+        self.weight_budget = max(0, min(align(int(weight_bytes)), resident_lo - floor))
+        self.weight_top = resident_lo  # weights are placed downwards from here
+        self.sbuf = SbufAllocator(resident_lo - self.weight_budget)
+        self.resident = ResidentSpace(resident_lo, target.sbuf_bytes)
+        self.weight_used = 0  # bytes per partition placed
+        self.weight_slots: Dict[tuple, object] = {}  # key -> SBUF offset (rows: partition, offset)
+        self.row_strips: List[list] = []  # [offset, bytes, partitions used] (resident_row)
+        self.load_prog = CoreProgram(0, target.semaphores, self.source_ops)
+        self.load_deps = DependencyTracker()
+        self.weight_load_bytes = 0  # DRAM bytes the load program reads
+        self.weight_stream_bytes = 0  # DRAM bytes of constants each run still reads
         self._constants: Dict[tuple, int] = {}  # (bytes, digest) -> DRAM address
         self.dram = DramAllocator(target.dram_slice_bytes)
         self.source = 0
@@ -347,6 +361,83 @@ class Emitter:
             self.exe.add_constant(0, self._constants[key], data)
         return self._constants[key]
 
+    def resident_weights(self, key: tuple, nbytes: int) -> Tuple[Optional[int], bool]:
+        """SBUF offset of `nbytes` per partition (every partition) for the
+        constant `key` kept resident, and whether it is new (the caller then
+        fills it with load_dma); (None, False) when it does not fit, and the
+        caller streams it from DRAM."""
+        if key in self.weight_slots:
+            return self.weight_slots[key], False
+        nbytes = align(max(nbytes, 4))
+        if self.weight_used + nbytes > self.weight_budget:
+            return None, False
+        self.weight_used += nbytes
+        self.weight_slots[key] = self.weight_top - self.weight_used
+        return self.weight_slots[key], True
+
+    def resident_constant(self, src: dict, dst: dict) -> Optional[dict]:
+        """A resident copy of DRAM constant `src` laid out as on-chip `dst`
+        (its partitions and free pattern, at another offset), filled by the
+        load program; None when it does not fit."""
+        lo, hi = _span(dst["dims"])
+        es = dtype_size(dst["dtype"])
+        key = ("constant", _frozen(src), dst["dtype"], dst["part_start"], dst["part_count"], tuple(dst["dims"]))
+        at, new = self.resident_weights(key, (hi + 1) * es - lo * es)
+        if at is None:
+            return None
+        ep = dict(dst, address=at - lo * es)
+        if new:
+            self.load_dma(src, ep)
+        return ep
+
+    def resident_row(self, row: dict) -> Optional[Tuple[int, int]]:
+        """(partition, SBUF offset) of a resident copy of one row of a DRAM
+        constant (a vector that kernels broadcast to every partition: a bias, a
+        rescale), or None where it does not fit. Rows are packed one per
+        partition into strips of the weight space (a strip as wide as the row
+        that opened it), so a vector of N values takes N x 4 bytes of one
+        partition, not of all 128."""
+        key = ("row", _frozen(row))
+        if key in self.weight_slots:
+            return self.weight_slots[key]
+        nbytes = _elements(row) * dtype_size(row["dtype"])
+        strip = next((st for st in self.row_strips if st[1] >= nbytes and st[2] < self.t.partitions), None)
+        if strip is None:
+            width = align(nbytes)
+            at, _ = self.resident_weights(("row strip", len(self.row_strips)), width)
+            if at is None:
+                return None
+            strip = [at, width, 0]
+            self.row_strips.append(strip)
+        where = (strip[2], strip[0])
+        strip[2] += 1
+        self.weight_slots[key] = where
+        self.load_dma(row, {"loc": "sbuf", "dtype": row["dtype"], "address": where[1], "part_start": where[0],
+                            "part_count": 1, "dims": [(_elements(row), 1)]})
+        return where
+
+    def load_constant(self, src: dict, dst: dict) -> dict:
+        """Brings DRAM constant `src` on chip for a kernel, which then reads
+        the endpoint returned: the resident copy where there is room (nothing
+        moves per run), else `dst`, loaded by a DMA now."""
+        ep = self.resident_constant(src, dst) if self.weight_budget else None
+        if ep is None:
+            self.dma(src, dst)
+            return dst
+        return ep
+
+    def load_dma(self, src: dict, dst: dict):
+        """A DMA of the load program (DRAM constants into resident weights)."""
+        self.weight_load_bytes += _elements(src) * dtype_size(src["dtype"])
+        d = self.exe.add_dma(src, dst)
+        q = self._load_queue()
+        reads = [] if src["loc"] == "dram" else [endpoint_region(src)]
+        writes = [endpoint_region(dst)]
+        need = self.load_deps.waits(q, reads, writes)
+        v = self.load_prog.emit(q, "dma_copy", {"desc": d, "count": 1}, waits=sorted(need.items()), signal=q,
+                                source=self.source)
+        self.load_deps.record(q, v, reads, writes)
+
     # -- instructions
     def insn(self, engine: str, opcode: str, **fields) -> int:
         """Emits one instruction with the waits its memory accesses need;
@@ -374,17 +465,32 @@ class Emitter:
                     v = self.dma(s, d, queue)
                 return v
             src, dst = s, d
+        if self.weight_budget and dst["loc"] == "sbuf" and src["loc"] == "dram" and self.dram.is_const(src["address"]):
+            # A constant a kernel loads as it goes: from its resident copy, on chip, where there is room.
+            # One row (or one broadcast to the partitions: partition step 0) is kept packed, and
+            # copied (broadcast) from there.
+            if src["part_step"] == 0 or src["part_count"] == 1:
+                at = self.resident_row(dict(src, part_count=1))
+                if at is not None:
+                    src = {"loc": "sbuf", "dtype": src["dtype"], "address": at[1], "part_start": at[0], "part_count": 1,
+                           "dims": [(src["part_count"], 0), (n_src // src["part_count"], 1)]}
+            else:
+                src = self.resident_constant(src, dst) or src
         for ep in (src, dst):
             if ep["loc"] == "dram":  # planned DRAM traffic per graph node, for the compile report
                 self.dram_traffic[self.source] = self.dram_traffic.get(self.source, 0) + \
                     _elements(ep) * dtype_size(ep["dtype"])
         d = self.exe.add_dma(src, dst)
-        reads = [] if (src["loc"] == "dram" and self.dram.is_const(src["address"])) else [endpoint_region(src)]
+        const = src["loc"] == "dram" and self.dram.is_const(src["address"])
+        if const:
+            self.weight_stream_bytes += _elements(src) * dtype_size(src["dtype"])
+        reads = [] if const else [endpoint_region(src)]
         return self._emit(queue, "dma_copy", {"desc": d, "count": 1}, reads, [endpoint_region(dst)])
 
     def gather(self, table: dict, dst: dict, index: AP, queue: Optional[str] = None) -> int:
         """dma_gather: dst partition p <- table row index[p] (the table is a constant)."""
         queue = queue or self._load_queue()
+        self.weight_stream_bytes += _elements(dst) * dtype_size(table["dtype"])  # the rows it gathers
         d = self.exe.add_dma(table, dst)
         return self._emit(queue, "dma_gather", {"desc": d, "index": index}, [ap_region(index)],
                           [endpoint_region(dst)])
@@ -405,12 +511,21 @@ class Emitter:
     def finish(self, phase: str = "run"):
         """Ends the program once every engine is idle; returns the executable.
         phase: which of the core's programs this is (run, load, send)."""
-        last = [(e, self.prog.semaphore_value(e)) for e in ENGINES if self.prog.semaphore_value(e) > 0]
-        self.prog.emit(STORE_QUEUE, "end_of_program", {"code": 0}, waits=last, source=0)
+        programs = [(self.prog, phase)]
+        if self.load_prog.streams:  # resident weights: the load program fills them
+            programs.append((self.load_prog, "load"))
+        for prog, ph in programs:
+            last = [(e, prog.semaphore_value(e)) for e in ENGINES if prog.semaphore_value(e) > 0]
+            prog.emit(STORE_QUEUE, "end_of_program", {"code": 0}, waits=last, source=0)
+            for engine, lines in prog.streams.items():
+                self.exe.add_stream(0, engine, lines, prog.stream_ops[engine], ph)
         self.exe.source_ops = self.source_ops
-        for engine, lines in self.prog.streams.items():
-            self.exe.add_stream(0, engine, lines, self.prog.stream_ops[engine], phase)
         return self.exe
+
+
+def _frozen(e: dict) -> tuple:
+    """An endpoint as a hashable key."""
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in e.items()))
 
 
 def _elements(e: dict) -> int:

@@ -58,6 +58,7 @@ class Options:
     autocast: str = "all"  # "all": every float value stored in dtype; "matmul": only matmul/conv operands narrowed
     quant: Optional[dict] = None  # int8: value name -> calibrated amax (quantize.calibrate)
     resident_share: float = RESIDENT_SHARE  # of SBUF kept for values resident between kernels (0: all in DRAM)
+    weight_share: float = 0.0  # of SBUF for weights resident from the load program on (pipeline stages)
 
     @property
     def storage(self) -> str:
@@ -81,7 +82,8 @@ class Lowering:
         self.stored = set(stored)  # segment inputs/outputs kept in the storage dtype (pipeline stages' own)
         self.t = target
         self.opt = options
-        self.em = Emitter(target, resident_bytes=int(target.sbuf_bytes * options.resident_share))
+        self.em = Emitter(target, resident_bytes=int(target.sbuf_bytes * options.resident_share),
+                          weight_bytes=int(target.sbuf_bytes * options.weight_share))
         self.in_dram = set(in_dram)  # values never made resident (a previous lowering found them badly accessed)
         self.current: Optional[Node] = None
         # Micro-batching (compiler/schedule.py): the images [b0, b1) being lowered, the values the

@@ -10,21 +10,29 @@ each stage's core to its successor's, on the same chip or across the links,
 and runs the send program when the successor is idle). docs/runtime.md §2.8
 gives the protocol.
 
+**Weights.** Each stage keeps its weights in its core's SBUF, loaded once by
+its load program (the kernels ask Emitter.resident_weights); those that do
+not fit in the stage's weight share stream from DRAM every run, as in a
+one-core model.
+
 **Balance.** The cuts minimise the largest stage estimate (a linear-partition
 dynamic program over the node order). A node's estimate, in core cycles, is
 
-    max(MACs / (rows x cols x rate) / MATMUL_EFFICIENCY,
-        DRAM bytes its weights stream / DRAM_BYTES_PER_CYCLE)
+    MACs / (rows x cols x rate) / MATMUL_EFFICIENCY / array_use
     + output elements / partitions (the engines' pass over the result)
     + KERNEL_OVERHEAD_CYCLES
 
-(rate: 1 for BF16/FP16, 2 for INT8, 1/4 for FP32), and each cut adds the
-bytes crossing it / LINK_BYTES_PER_CYCLE to both stages beside it (sent by one,
-received by the other). tests/python/test_pipeline.py checks the estimate
-against the simulated stage times.
+(rate: 1 for BF16/FP16, 2 for INT8, 1/4 for FP32); a stage adds the bytes
+of its weights (their SBUF footprint) beyond what its SBUF can hold
+(WEIGHT_CAPACITY of it) / DRAM_BYTES_PER_CYCLE, the streaming, and each cut
+adds the bytes crossing it / LINK_BYTES_PER_CYCLE to both stages beside it
+(sent by one, received by the other). Splits in which every stage holds its
+weights come first. tests/python/test_pipeline.py checks the estimate
+against the simulated stage times; docs/compiler.md §5c has the figures.
 """
 import json
-from typing import Dict, List, Sequence, Tuple
+from dataclasses import replace
+from typing import List, Sequence, Tuple
 
 import numpy as np
 
@@ -39,7 +47,19 @@ MATMUL_EFFICIENCY = 0.35  # of the array's peak a real kernel sustains (ResNet-5
 DRAM_BYTES_PER_CYCLE = 13.0  # one core's share of its DRAM channel (25.6 GB/s for two cores at 976.5625 MHz)
 LINK_BYTES_PER_CYCLE = 16.0  # NeuronLink-v1 per direction, about one per core cycle
 KERNEL_OVERHEAD_CYCLES = 2000  # a kernel's start, first loads and drain (~2 us)
+MOVING_FULL = 128  # moving columns per matmul at which the array stays busy (a stationary load is ~64-128 cycles)
 MATMUL_RATE = {"bf16": 1.0, "fp16": 1.0, "int8": 2.0, "fp32": 0.25}
+# SBUF per partition of a stage: its weights take up to WEIGHT_SHARE, its resident activations
+# what is left of ACT_AND_WEIGHT_SHARE (at least ACT_MIN_SHARE); the kernels keep the rest
+# (the emitter's floor). Weights fill about WEIGHT_PACKING of the bytes they take (partial
+# tiles, 64-byte alignment), so a stage holds WEIGHT_CAPACITY of its SBUF in weight bytes.
+WEIGHT_SHARE = 0.72
+ACT_AND_WEIGHT_SHARE = 0.75
+ACT_MIN_SHARE = 0.03
+ACT_KEEP_SHARE = 0.25
+WEIGHT_PACKING = 0.9
+WEIGHT_CAPACITY = WEIGHT_SHARE * WEIGHT_PACKING
+WEIGHT_SLACK_BYTES = 16384  # per partition beyond the estimate: strips of packed rows are not filled
 
 
 def _shape(g: Graph, v: str):
@@ -70,16 +90,66 @@ def node_macs(g: Graph, n: Node) -> int:
     return 0
 
 
+def node_weight_footprint(g: Graph, n: Node, dtype: str, parts: int) -> int:
+    """SBUF bytes per partition a node's resident weights take: a product's
+    B as ceil(K / parts) tiles of N columns, a convolution's as ceil(C_in /
+    parts) tiles of C_out x taps, LayerNorm's gamma and beta broadcast to
+    every partition in FP32. Vectors the kernels broadcast as they go (a
+    product's bias and INT8 rescale) are packed a row per partition: their
+    bytes / parts."""
+    consts = [g.constants[c] for c in n.inputs if c in g.constants and g.constants[c].ndim]
+    if not consts or n.op == "Gather":
+        return 0
+    narrow = dtype == "int8" and n.op in ("Conv", "MatMul", "Gemm", "FusedMatMul")
+    es = 1 if narrow else dtype_size("bf16" if dtype == "int8" else dtype)
+    total = 0
+    for c in consts:
+        if c.ndim >= 2 and n.op in ("MatMul", "Gemm", "FusedMatMul"):
+            k, m = (c.shape[-1], c.shape[-2]) if n.op == "Gemm" and n.attrs.get("transB") else c.shape[-2:]
+            total += -(-int(k) // parts) * int(m) * es * int(np.prod(c.shape[:-2]))
+            if narrow:  # the rescale, a row
+                total += int(m) * 4 // parts
+        elif c.ndim == 4 and n.op in ("Conv", "ConvTranspose"):
+            total += -(-int(c.shape[1]) // parts) * int(c.shape[0]) * int(c.shape[2] * c.shape[3]) * es
+        elif n.op == "LayerNormalization":
+            total += int(c.size) * 4
+        else:
+            total += -(-int(c.size) * 4 // parts)
+    return total
+
+
 def node_cycles(g: Graph, n: Node, dtype: str, rows: int, cols: int, parts: int) -> float:
-    """The compiler's estimate of one node's time on a core, in core cycles (module text)."""
+    """The compiler's estimate of one node's time on a core, its weights
+    resident, in core cycles (module text). An embedding Gather reads the rows
+    it gathers from DRAM."""
     out = sum(int(np.prod(_shape(g, o))) for o in n.outputs if o and _shape(g, o))
-    if n.op == "Gather":  # an embedding lookup reads the rows it gathers, not the table
-        weight_elems = out
-    else:
-        weight_elems = sum(int(g.constants[c].size) for c in n.inputs if c in g.constants and g.constants[c].size > 64)
-    weight_bytes = weight_elems * dtype_size("bf16" if dtype == "int8" and n.op not in ("Conv",) else dtype)
-    array = node_macs(g, n) / (rows * cols * MATMUL_RATE.get(dtype, 1.0)) / MATMUL_EFFICIENCY
-    return max(array, weight_bytes / DRAM_BYTES_PER_CYCLE) + out / parts + KERNEL_OVERHEAD_CYCLES
+    gathered = out * dtype_size("bf16" if dtype == "int8" else dtype) / DRAM_BYTES_PER_CYCLE if n.op == "Gather" else 0
+    array = node_macs(g, n) / (rows * cols * MATMUL_RATE.get(dtype, 1.0)) / MATMUL_EFFICIENCY / array_use(g, n, rows, cols)
+    return max(array, gathered) + out / parts + KERNEL_OVERHEAD_CYCLES
+
+
+def array_use(g: Graph, n: Node, rows: int, cols: int) -> float:
+    """The share of the array a product's matmuls keep busy. A convolution:
+    its contraction (input channels per group; with the stem's folding, times
+    the kernel rows) over the rows, its output channels over the columns, and
+    its output positions (moving columns per matmul) over MOVING_FULL, below
+    which loading the stationary dominates. A MatMul: its rows of A (the
+    stationary's columns) over the columns. 1 for the rest."""
+    out = _shape(g, n.outputs[0]) if n.outputs else ()
+    if n.op == "Conv" and len(n.inputs) > 1 and len(_shape(g, n.inputs[1])) == 4 and len(out) == 4:
+        co, ci, kh, _ = _shape(g, n.inputs[1])
+        group = int(n.attrs.get("group", 1))
+        if group > 1 and ci == 1:  # depthwise: a diagonal stationary, one useful row per column
+            use = 1.0 / rows
+        else:
+            contraction = ci * (kh if group == 1 and ci * kh <= rows else 1)
+            use = min(1.0, contraction / rows)
+        positions = out[0] * out[2] * out[3]
+        return use * min(1.0, co / cols) * min(1.0, positions / MOVING_FULL)
+    if n.op in ("MatMul", "FusedMatMul", "Gemm") and len(out) >= 2:
+        m = int(np.prod(out[:-1]))
+        return min(1.0, m / cols)
+    return 1.0
 
 
 def _crossing(g: Graph, nodes: Sequence[Node]) -> Tuple[List[List[str]], List[str]]:
@@ -114,37 +184,54 @@ def _value_bytes(g: Graph, v: str, storage: str) -> int:
 
 
 def split_stages(g: Graph, nodes: Sequence[Node], n_stages: int, costs: Sequence[float],
-                 cut_bytes: Sequence[float]) -> List[Tuple[int, int]]:
+                 cut_bytes: Sequence[float], weight_bytes: Sequence[float] = (),
+                 capacity: float = 0.0) -> List[Tuple[int, int]]:
     """Node ranges [first, last) of n_stages stages minimising the largest
-    estimate (stage cost + its cuts' transfer cycles)."""
+    estimate (stage_cost). With weights and a capacity, among the splits
+    whose every stage holds its weights when there is one (the weights stay
+    resident), else among all (some stream)."""
     n = len(nodes)
     if n_stages > n:
         raise CompileError(f"--pipeline-cores {n_stages}: the model has only {n} device ops to split")
     pre = np.concatenate([[0.0], np.cumsum(costs)])
+    wpre = np.concatenate([[0.0], np.cumsum(weight_bytes)]) if len(weight_bytes) else np.zeros(n + 1)
     link = [b / LINK_BYTES_PER_CYCLE for b in cut_bytes]  # per cut position 0..n
-
-    def stage(i, j):
-        return pre[j] - pre[i] + (link[i] if i > 0 else 0.0) + (link[j] if j < n else 0.0)
-
     inf = float("inf")
-    # best[k][j]: the least largest-stage cost of nodes [0, j) in k stages
-    best = np.full((n_stages + 1, n + 1), inf)
-    arg = np.zeros((n_stages + 1, n + 1), dtype=np.int64)
-    best[0][0] = 0.0
-    for k in range(1, n_stages + 1):
-        for j in range(k, n - (n_stages - k) + 1):
-            for i in range(k - 1, j):
-                if best[k - 1][i] == inf:
-                    continue
-                c = max(best[k - 1][i], stage(i, j))
-                if c < best[k][j]:
-                    best[k][j], arg[k][j] = c, i
-    bounds, j = [], n
-    for k in range(n_stages, 0, -1):
-        i = int(arg[k][j])
-        bounds.append((i, j))
-        j = i
-    return list(reversed(bounds))
+
+    def solve(fit):
+        def stage(i, j):
+            if fit and wpre[j] - wpre[i] > capacity:
+                return inf
+            return stage_cost(pre[j] - pre[i], wpre[j] - wpre[i], capacity, link[i] if i > 0 else 0.0,
+                              link[j] if j < n else 0.0)
+        # best[k][j]: the least largest-stage cost of nodes [0, j) in k stages
+        best = np.full((n_stages + 1, n + 1), inf)
+        arg = np.zeros((n_stages + 1, n + 1), dtype=np.int64)
+        best[0][0] = 0.0
+        for k in range(1, n_stages + 1):
+            for j in range(k, n - (n_stages - k) + 1):
+                for i in range(k - 1, j):
+                    if best[k - 1][i] == inf:
+                        continue
+                    c = max(best[k - 1][i], stage(i, j))
+                    if c < best[k][j]:
+                        best[k][j], arg[k][j] = c, i
+        if best[n_stages][n] == inf:
+            return None
+        bounds, j = [], n
+        for k in range(n_stages, 0, -1):
+            i = int(arg[k][j])
+            bounds.append((i, j))
+            j = i
+        return list(reversed(bounds))
+
+    return (capacity > 0 and solve(True)) or solve(False)
+
+
+def stage_cost(node_cycles_sum, weight_bytes, capacity, link_in, link_out) -> float:
+    """A stage's estimate: its nodes, the weights beyond its SBUF capacity
+    streamed from DRAM, its cuts' transfers (cycles)."""
+    return node_cycles_sum + max(0.0, weight_bytes - capacity) / DRAM_BYTES_PER_CYCLE + link_in + link_out
 
 
 def compile_pipeline(graph: Graph, placement, target: Target, options, metadata: dict,
@@ -160,9 +247,12 @@ def compile_pipeline(graph: Graph, placement, target: Target, options, metadata:
     nodes = [n for n, _ in placement]
     costs = [node_cycles(graph, nd, options.dtype, target.array_rows, target.array_cols, target.partitions)
              for nd in nodes]
+    # Weights as the SBUF bytes they take (every partition's share), against what a stage holds.
+    wbytes = [node_weight_footprint(graph, nd, options.dtype, target.partitions) * target.partitions for nd in nodes]
+    capacity = WEIGHT_CAPACITY * target.sbuf_bytes * target.partitions
     cuts, outs = _crossing(graph, nodes)
     cut_bytes = [sum(_value_bytes(graph, v, options.storage) for v in c) for c in cuts]
-    bounds = split_stages(graph, nodes, n_stages, costs, cut_bytes)
+    bounds = split_stages(graph, nodes, n_stages, costs, cut_bytes, wbytes, capacity)
     model_inputs = [v.name for v in graph.inputs]
 
     segs: List[Segment] = []
@@ -183,17 +273,29 @@ def compile_pipeline(graph: Graph, placement, target: Target, options, metadata:
     exe = _infsim.Executable()
     exe.pipeline = True
     stage_meta = []
-    for k, seg in enumerate(segs):
-        seg.exe = lower_segment(graph, seg, target, options, metadata)
+    for k, ((i, j), seg) in enumerate(zip(bounds, segs)):
+        # The stage's SBUF: room for its weights first, then for its resident activations.
+        # The weights' slack comes out of the activations' share while they keep ACT_KEEP_SHARE,
+        # else out of the kernels' (down to the emitter's floor).
+        need = min(WEIGHT_SHARE, sum(wbytes[i:j]) / WEIGHT_PACKING / target.partitions / target.sbuf_bytes)
+        w_share = min(WEIGHT_SHARE, need + WEIGHT_SLACK_BYTES / target.sbuf_bytes) if need else 0.0
+        act_left = ACT_AND_WEIGHT_SHARE - w_share
+        act_share = min(options.resident_share,
+                        act_left if act_left >= ACT_KEEP_SHARE else max(ACT_MIN_SHARE, ACT_AND_WEIGHT_SHARE - need))
+        seg.exe = lower_segment(graph, seg, target, replace(options, weight_share=w_share, resident_share=act_share),
+                                metadata)
         exe.add_core(seg.exe, 0, k)
     for k in range(len(segs) - 1):
         exe.add_core(_send_program(target, segs[k], segs[k + 1]), 0, k)
     for k, ((i, j), seg) in enumerate(zip(bounds, segs)):
         m = json.loads(seg.exe.metadata_json)
+        est = stage_cost(sum(costs[i:j]), sum(wbytes[i:j]), capacity, 0.0, 0.0)  # its run program's
         stage_meta.append({"nodes": [i, j], "first": nodes[i].name, "last": nodes[j - 1].name,
-                           "estimate_cycles": round(float(sum(costs[i:j])), 1),
+                           "estimate_cycles": round(float(est), 1),
                            "sent_bytes": int(cut_bytes[j]) if j < len(nodes) else 0,
-                           "weight_bytes": m.get("weight_bytes", 0), "dram_bytes": m.get("dram_bytes", 0)})
+                           "weight_bytes": m.get("weight_bytes", 0), "dram_bytes": m.get("dram_bytes", 0),
+                           "resident_weight_bytes": m["resident_weights"]["load_bytes"],
+                           "streamed_weight_bytes": m["resident_weights"]["streamed_bytes"]})
     meta = dict(metadata)
     meta.update({"inputs": {v.name: list(v.shape) for v in graph.inputs},
                  "outputs": {v.name: list(v.shape) for v in graph.outputs},

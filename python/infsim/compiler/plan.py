@@ -140,6 +140,9 @@ def _lower(graph, seg, target, options, in_dram, metadata):
                  "stages": [{"nodes": [st.first, st.last], "micro_batch": st.micro,
                              "first": lw.nodes[st.first].name if st.first < len(lw.nodes) else ""}
                             for st in lw.stages],
+                 "resident_weights": {"sbuf_bytes": lw.em.weight_used, "budget": lw.em.weight_budget,
+                                      "tensors": len(lw.em.weight_slots), "load_bytes": lw.em.weight_load_bytes,
+                                      "streamed_bytes": lw.em.weight_stream_bytes},
                  "resident": {"sbuf_bytes": lw.em.resident.hi - lw.em.resident.lo,
                               "high_water": lw.em.resident.high_water,
                               "values": len(lw.em.resident.placed),

@@ -173,12 +173,13 @@ class ConvWeights:
                     self.col[(b, j)] = c
                     c += self.ntaps * plan.blocks[b][1]
 
-    def load(self, em, addr, b):
-        """DMAs block b's weights into the group's weight region at addr, one DMA per run."""
+    def load(self, em, addr, b, dma=None):
+        """DMAs block b's weights into the group's weight region at addr, one DMA per run
+        (by `dma`: em.load_dma fills resident weights from the load program)."""
         X = self.ntaps * self.plan.blocks[b][1]
         for r, (j, n, p0, pc) in enumerate(self.runs[b]):
             src = self.view.endpoint(self.dram_off[self.run_index[b] + r], (pc, n * X), [(n * X, 1)])
-            em.dma(src, onchip(sbuf(p0, pc, addr + self.col[(b, j)] * self.es, self.dt, [(n * X, 1)])))
+            (dma or em.dma)(src, onchip(sbuf(p0, pc, addr + self.col[(b, j)] * self.es, self.dt, [(n * X, 1)])))
 
     def stationary(self, addr, b, j, tap):
         _, p0, pc = self.plan.pairs[b][j]
@@ -201,9 +202,8 @@ def _bias_columns(lw: Lowering, node: Node, values: Optional[np.ndarray], plan: 
     lw.g.constants[key] = np.ascontiguousarray(bias.reshape(nblk, cols).T)
     v = lw.view(key, dtype="fp32")
     buf = Buffers(em, nblk * 4, 1, f"{node.name} {what}")
-    addr = buf.next()
-    em.dma(v.endpoint(0, (cols, nblk), [(nblk, 1)]), onchip(sbuf(0, cols, addr, "fp32", [(nblk, 1)])))
-    return buf, addr
+    at = em.load_constant(v.endpoint(0, (cols, nblk), [(nblk, 1)]), onchip(sbuf(0, cols, buf.next(), "fp32", [(nblk, 1)])))
+    return buf, at["address"]
 
 
 class ConvKernel:
@@ -247,7 +247,17 @@ class ConvKernel:
         self.out_buf = Buffers(em, plan.nb * plan.R * g.OW * y.es, OUT_SLOTS, f"{node.name} out")
         self.res_buf = Buffers(em, plan.nb * plan.R * g.OW * residual.es, OUT_SLOTS, f"{node.name} residual") \
             if residual is not None else None
-        self.w_buf = Buffers(em, max(plan.group_cols) * es, 1, f"{node.name} weights")
+        # In a pipeline stage the weights of a single co group are resident, loaded once.
+        self.w_resident = None
+        if len(plan.co_groups) == 1 and em.weight_budget:
+            layout = (self.mdt, plan.fold, tuple(plan.blocks), tuple(tuple(pr) for pr in plan.pairs),
+                      len(plan.taps))  # (a micro-batch's plan may lay them out otherwise)
+            self.w_resident, new = em.resident_weights((node.name, "W", layout), plan.group_cols[0] * es)
+            if new:
+                for b in plan.co_groups[0]:
+                    self.weights.load(em, self.w_resident, b, dma=em.load_dma)
+        self.w_buf = Buffers(em, max(plan.group_cols) * es, 1, f"{node.name} weights") \
+            if self.w_resident is None else None
         self.band_buf = Buffers(em, plan.slot_elems(g) * es, plan.slots, f"{node.name} band")
         if plan.fold > 1:  # ordinary bands, replicated into the folded ones
             self.stage_buf = Buffers(em, plan.stage_elems(g) * es, plan.slots, f"{node.name} stage")
@@ -270,9 +280,11 @@ class ConvKernel:
         bands = [(n0, min(plan.nb, g.N - n0), r0, min(plan.R, g.OH - r0))
                  for n0 in range(0, g.N, plan.nb) for r0 in range(0, g.OH, plan.R)]
         for grp in plan.co_groups:
-            waddr = self.w_buf.next()
-            for b in grp:
-                self.weights.load(self.em, waddr, b)
+            waddr = self.w_resident
+            if waddr is None:
+                waddr = self.w_buf.next()
+                for b in grp:
+                    self.weights.load(self.em, waddr, b)
             for n0, nb, r0, R in bands:
                 tiles = [(rr0, min(plan.rb, R - rr0)) for rr0 in range(0, R, plan.rb)]
                 slot = self.load_band(n0, nb, r0, tiles)

@@ -130,14 +130,16 @@ def emit_matmul(node: Node, lw: Lowering):
     es = 2 if mdt in ("bf16", "fp16") else (1 if mdt == "int8" else 4)
     cols = t.array_cols
     kt = math.ceil(K / P)
+    # Resident weights (a pipeline stage): B, the bias and the rescale in SBUF from the load program on.
+    res_b = _resident(node, lw, weights, mdt, es, kt)
     # Plan the tile sizes to fit SBUF: A^T [kt x 128, mblk], B double-buffered [kt x 128, nc].
     mblk, nc = _plan_tiles(M, K, N, es, cols, int(em.sbuf.available() * SBUF_SHARE), weights is not None,
-                            int8)
+                            int8, b_tiles=res_b is None)
     at_buf = Buffers(em, kt * mblk * es, 1, f"{node.name} A^T")
     rows_buf = Buffers(em, min(K, KCHUNK) * (es + (4 if int8 else 0)), 2, f"{node.name} A rows")
-    b_buf = Buffers(em, kt * nc * es, 2, f"{node.name} B")
+    b_buf = Buffers(em, kt * nc * es, 2, f"{node.name} B") if res_b is None else None
     bt_buf = Buffers(em, K * es, 2, f"{node.name} B rows") if weights is None and B.strides[-1] != 1 else None
-    if weights is not None:
+    if weights is not None and res_b is None:
         # Weights in DRAM as the blocks the kernel loads, [n chunk][k tile][<=128 rows][nc],
         # each one contiguous: every load is one long DRAM run (row hits), not 128 strided rows.
         block_at, flat, off = {}, [], 0
@@ -164,19 +166,22 @@ def emit_matmul(node: Node, lw: Lowering):
                              prescale=prescale)
             for n0 in range(0, N, nc):
                 ncur = min(nc, N - n0)
-                bt = b_buf.next()
-                if weights is not None:  # one contiguous block per K tile
+                if res_b is not None:  # resident: k tile k of B at res_b + k*N*es, columns n0.. of it
+                    bt, bstep = res_b + n0 * es, N
+                else:
+                    bt, bstep = b_buf.next(), nc
+                if res_b is None and weights is not None:  # one contiguous block per K tile
                     for k in range(kt):
                         kk = min(P, K - k * P)
                         em.dma(dram(w_addr + block_at[(n0, k)] * es, mdt, kk, ncur, [(ncur, 1)]),
                                onchip(sbuf(0, kk, bt + k * nc * es, mdt, [(ncur, 1)])))
-                elif bt_buf is None:  # rows of B, N contiguous
+                elif res_b is None and bt_buf is None:  # rows of B, N contiguous
                     bsl = b.slice(1, n0, n0 + ncur)
                     for k in range(kt):
                         k0, kk = k * P, min(P, K - k * P)
                         em.dma(bsl.endpoint(k0 * bsl.strides[0], (kk, bsl.strides[0]), [(ncur, bsl.strides[1])]),
                                onchip(sbuf(0, kk, bt + k * nc * es, mdt, [(ncur, 1)])))
-                else:  # B^T rows [ncur, K] -> B tiles [K, ncur]
+                elif res_b is None:  # B^T rows [ncur, K] -> B tiles [K, ncur]
                     _load_transposed(lw, b.slice(1, n0, n0 + ncur).permute((1, 0)), bt, nc, mdt, bt_buf, cols,
                                      ktiles=kt)
                 bias_ap = _row_operand(em, bias, bias_buf, n0, ncur, min(P, mb))
@@ -188,7 +193,7 @@ def emit_matmul(node: Node, lw: Lowering):
                         kk = min(P, K - k * P)
                         em.insn("tensor", "load_stationary",
                                 src=sbuf(0, kk, at + (k * mblk + ms) * es, mdt, [(msz, 1)]))
-                        em.insn("tensor", "multiply_moving", src=sbuf(0, kk, bt + k * nc * es, mdt, [(ncur, 1)]),
+                        em.insn("tensor", "multiply_moving", src=sbuf(0, kk, bt + k * bstep * es, mdt, [(ncur, 1)]),
                                 dst=ps, accumulate=int(k > 0))
                     o = sbuf(0, msz, out_buf.next(), y.dtype, [(ncur, 1)])
                     _epilogue(em, ps, o, bias_ap, alpha, act, msz, scale_ap)
@@ -199,16 +204,17 @@ def emit_matmul(node: Node, lw: Lowering):
             buf.free()
 
 
-def _plan_tiles(M, K, N, es, cols, budget, const_b, int8):
+def _plan_tiles(M, K, N, es, cols, budget, const_b, int8, b_tiles=True):
     """(rows of A^T kept in SBUF at once, B columns per tile) that fit `budget`
-    bytes per partition: A^T [kt x 128, mblk], B double-buffered [kt x 128, nc],
-    two staging rows of K, the output/bias/rescale tiles. Every A^T block
-    streams all of B again, so with constant weights (read from DRAM) the
-    fewest blocks win, then the widest B tiles (longer multiplies)."""
+    bytes per partition: A^T [kt x 128, mblk], B double-buffered [kt x 128, nc]
+    (b_tiles: not when B is resident), two staging rows of K, the
+    output/bias/rescale tiles. Every A^T block streams all of B again, so with
+    constant weights (read from DRAM) the fewest blocks win, then the widest B
+    tiles (longer multiplies)."""
     kt = math.ceil(K / P)
     best = None
     for nc in sorted({min(NMAX, N), min(256, N), min(128, N)}, reverse=True):
-        fixed = 2 * kt * es * nc + 4 * nc * 8 + 2 * min(K, KCHUNK) * (es + (4 if int8 else 0))
+        fixed = (2 * kt * es * nc if b_tiles else 0) + 4 * nc * 8 + 2 * min(K, KCHUNK) * (es + (4 if int8 else 0))
         mblk = min(_round_up(M, cols), max(0, budget - fixed) // (kt * es) // cols * cols)
         if not const_b:
             mblk = min(mblk, MBLK)
@@ -220,6 +226,27 @@ def _plan_tiles(M, K, N, es, cols, budget, const_b, int8):
     if best is None:
         return cols, min(128, N)
     return best[1], best[2]
+
+
+def _resident(node: Node, lw: Lowering, weights, mdt, es, kt):
+    """SBUF offset of the product's resident B (k tile k at + k*N*es, its rows
+    on partitions), filled by the load program; None where it streams (the
+    weights are not constant, or do not fit). The bias and the INT8 rescale
+    are rows the emitter keeps resident itself (Emitter.resident_row)."""
+    em = lw.em
+    if weights is None or not em.weight_budget:
+        return None
+    K, N = weights.shape
+    res_b, new = em.resident_weights((node.name, "B"), kt * N * es)
+    if res_b is None:
+        return None
+    if new:  # row-major [K, N]: k tile k is 128 contiguous rows
+        w_addr = em.constant(weights, mdt)
+        for k in range(kt):
+            kk = min(P, K - k * P)
+            em.load_dma(dram(w_addr + k * P * N * es, mdt, kk, N, [(N, 1)]),
+                        onchip(sbuf(0, kk, res_b + k * N * es, mdt, [(N, 1)])))
+    return res_b
 
 
 def _round_up(x, a):

@@ -190,11 +190,10 @@ def emit_layernorm(node: Node, lw: Lowering):
     cb = Buffers(em, 32, 2, f"{node.name} stats")
     gamma = lw.view(node.inputs[1], dtype="fp32").reshape((R,))
     beta = lw.view(node.inputs[2], dtype="fp32").reshape((R,)) if len(node.inputs) > 2 and node.inputs[2] else None
-    g_ap = sbuf(0, P, gb.next(), "fp32", [(R, 1)])
-    em.dma(gamma.endpoint(0, (P, 0), [(R, 1)]), onchip(g_ap))
+    # (in a pipeline stage they are resident, loaded once: load_constant)
+    g_at = em.load_constant(gamma.endpoint(0, (P, 0), [(R, 1)]), onchip(sbuf(0, P, gb.next(), "fp32", [(R, 1)])))
     if beta is not None:
-        b_ap = sbuf(0, P, bb.next(), "fp32", [(R, 1)])
-        em.dma(beta.endpoint(0, (P, 0), [(R, 1)]), onchip(b_ap))
+        b_at = em.load_constant(beta.endpoint(0, (P, 0), [(R, 1)]), onchip(sbuf(0, P, bb.next(), "fp32", [(R, 1)])))
     chunk = 512  # bn_stats per chunk keeps the running sums short; bn_aggr combines them
     nchunks = math.ceil(R / chunk)
     sb = Buffers(em, nchunks * 12, 2, f"{node.name} chunk stats")
@@ -215,10 +214,10 @@ def emit_layernorm(node: Node, lw: Lowering):
         em.insn("vector", "tensor_scalar", op0="sub", op1="mul", src=xa, dst=t, imm0=0.0, imm1=0.0, col0=mean,
                 col1=rstd)
         out = sbuf(0, rows, xa.offset, y.dtype, [(R, 1)])
-        g = sbuf(0, rows, g_ap.offset, "fp32", [(R, 1)])
+        g = sbuf(0, rows, g_at["address"], "fp32", [(R, 1)])
         em.insn("vector", "tensor_tensor", op="mul", in0=t, in1=g, dst=t if beta is not None else out)
         if beta is not None:
-            em.insn("vector", "tensor_tensor", op="add", in0=t, in1=sbuf(0, rows, b_ap.offset, "fp32", [(R, 1)]),
+            em.insn("vector", "tensor_tensor", op="add", in0=t, in1=sbuf(0, rows, b_at["address"], "fp32", [(R, 1)]),
                     dst=out)
         em.dma(onchip(out), y.endpoint(yo, (rows, ystep), ydims))
     for b in (xb, tb, gb, bb, cb, sb):
