@@ -42,6 +42,8 @@ EngineBase::EngineBase(sc_core::sc_module_name name, CoreContext& core, isa::Eng
 std::string EngineBase::path() const { return fmt::format("core{}.{}", core_.index(), isa::to_string(id_)); }
 
 void EngineBase::load(const isa::Stream* stream) {
+  ++generation_;
+  reloaded_event_.notify(sc_core::SC_ZERO_TIME);
   stream_ = stream;
   pc_ = 0;
   last_completion_ = sc_core::SC_ZERO_TIME;
@@ -68,13 +70,15 @@ std::string EngineBase::describe_wait() const {
 
 void EngineBase::thread() {
   for (;;) {
-    sc_core::wait(start_event_);
+    if (!start_pending_) sc_core::wait(start_event_);
+    start_pending_ = false;
     // Clock edges count from the run's start, so a run's timing does not
     // depend on what ran before it in this process.
     origin_ = sc_core::sc_time_stamp();
     if (!stream_) continue;
-    run_stream();
-    finished_ = pc_ == stream_->instructions.size();
+    const uint64_t generation = generation_;
+    run_stream(generation);
+    if (generation == generation_) finished_ = pc_ == stream_->instructions.size();
   }
 }
 
@@ -88,8 +92,9 @@ EngineBase::Cost EngineBase::execute_common(const isa::Instruction& ins) {
   return execute(ins);
 }
 
-void EngineBase::run_stream() {
+void EngineBase::run_stream(uint64_t generation) {
   const sc_core::sc_time period = period_;
+  const auto reloaded = [&] { return generation != generation_; };  // after every wait
   for (pc_ = 0; pc_ < stream_->instructions.size(); ++pc_) {
     const isa::Instruction& ins = stream_->instructions[pc_];
     const isa::Header& h = isa::header_of(ins);
@@ -99,7 +104,9 @@ void EngineBase::run_stream() {
       for (auto [sem, value] : {std::pair{h.wait0, h.wait0_value}, std::pair{h.wait1, h.wait1_value}})
         if (sem != isa::kNoSemaphore && core_.semaphore(sem) < value) dma_wait &= core_.signalled_by_dma(sem);
       const sc_core::sc_time t0 = sc_core::sc_time_stamp();
-      while (!satisfied(h) && !core_.faulted()) sc_core::wait(core_.semaphore_changed() | core_.fault_event());
+      while (!satisfied(h) && !core_.faulted() && !reloaded())
+        sc_core::wait(core_.semaphore_changed() | core_.fault_event() | reloaded_event_);
+      if (reloaded()) return;
       (dma_wait ? stall_dma_cycles_ : stall_semaphore_cycles_) +=
           static_cast<uint64_t>((sc_core::sc_time_stamp() - t0) / period);
       if (auto* r = core_.recorder())
@@ -109,16 +116,18 @@ void EngineBase::run_stream() {
     if (core_.faulted()) return;
     // Instructions issue on this engine's clock edges.
     const uint64_t phase = (sc_core::sc_time_stamp() - origin_).value() % period.value();  // time resolution units
-    if (phase) sc_core::wait(sc_core::sc_time::from_value(period.value() - phase));
+    if (phase) sc_core::wait(sc_core::sc_time::from_value(period.value() - phase), reloaded_event_);
+    if (reloaded()) return;
     const sc_core::sc_time issued = sc_core::sc_time_stamp();
     Cost cost;
     values_ = id_ >= isa::Engine::dma0 ? core_.values_matter() : core_.values_needed(ins);
     try {
       cost = execute_common(ins);
     } catch (const DeviceFault& e) {
-      core_.fault(id_, pc_, e.what());
+      if (!reloaded()) core_.fault(id_, pc_, e.what());
       return;
     }
+    if (reloaded()) return;
     // The vector and scalar engines share one PSUM port: an instruction with
     // a PSUM operand holds it while it streams, and waits while the other holds it.
     bool psum_operand = false;
@@ -130,7 +139,8 @@ void EngineBase::run_stream() {
     }
     ++instructions_;
     busy_cycles_ += cost.busy;
-    sc_core::wait(period * static_cast<double>(cost.occupancy));
+    sc_core::wait(period * static_cast<double>(cost.occupancy), reloaded_event_);
+    if (reloaded()) return;
     // Results complete in program order (one pipeline per engine), so a
     // semaphore's count always means "the first n signalling instructions".
     const sc_core::sc_time done = std::max(sc_core::sc_time_stamp() + period * static_cast<double>(cost.latency),

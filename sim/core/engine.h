@@ -50,7 +50,10 @@ class EngineBase : public sc_core::sc_module {
 
   // Assigns the stream to run at the next start (nullptr: no stream).
   void load(const isa::Stream* stream);
-  void start() { start_event_.notify(sc_core::SC_ZERO_TIME); }
+  void start() {
+    start_pending_ = true;
+    start_event_.notify(sc_core::SC_ZERO_TIME);
+  }
   bool finished() const { return finished_; }
   isa::Engine id() const { return id_; }
   // This engine's clock period: instructions issue on its edges and its
@@ -89,14 +92,20 @@ class EngineBase : public sc_core::sc_module {
 
  private:
   void thread();
-  void run_stream();
+  void run_stream(uint64_t generation);
   Cost execute_common(const isa::Instruction& ins);
   bool satisfied(const isa::Header& h) const;
 
   const isa::Stream* stream_ = nullptr;
   size_t pc_ = 0;
   bool finished_ = true;
+  // Every load() starts a generation. A reset can load the core while an
+  // instruction of the old stream is still waiting out its cycles; that run
+  // then ends where it wakes, without touching the stream (which may be gone).
+  uint64_t generation_ = 0;
+  bool start_pending_ = false;  // a start() the thread has not taken yet (it may come mid-run)
   sc_core::sc_event start_event_;
+  sc_core::sc_event reloaded_event_;  // wakes a thread still in an old stream at once
   uint64_t& instructions_;
   uint64_t& busy_cycles_;
   uint64_t& stall_semaphore_cycles_;

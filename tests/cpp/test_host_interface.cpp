@@ -493,6 +493,32 @@ TEST(HostInterface, ResetCoresUnwindsABlockedCore) {
   hif().unmap_image(h);
 }
 
+TEST(HostInterface, ResetCoresDuringALongInstructionLeavesItsStreamAlone) {
+  // A reset lands while the vector engine waits out an 8192-cycle copy; the
+  // executable is then freed. The engine must not go back to that stream
+  // when it wakes, and the core must run the next program.
+  reset_device();
+  {
+    auto p = std::make_unique<Program>();
+    p->emit(0, isa::Engine::vector, "tensor_copy src=sbuf[0:128]@0:fp32[8192:1] dst=sbuf[0:128]@32768:fp32[8192:1]");
+    p->emit(0, isa::Engine::vector, "end_of_program code=0");
+    load(*p, 1);
+    post(Opcode::run, {0, 1});
+    run_cycles(300);  // inside the copy
+    EXPECT_EQ(rd(hif().STATUS.address(0)), S(CoreStatus::running));
+    post(Opcode::reset_cores, {0, 1});
+    run_cycles(kCommand + 200);
+    EXPECT_EQ(rd(hif().STATUS.address(0)), S(CoreStatus::idle));
+  }  // the executable is gone
+  const Program q = nop_program(1, 10, 5);
+  load(q, 1);
+  post(Opcode::run, {0, 1});
+  run_idle();
+  EXPECT_EQ(rd(hif().STATUS.address(0)), S(CoreStatus::done));
+  EXPECT_EQ(rd(hif().COMPLETION_CODE.address(0)), 5u);
+  EXPECT_EQ(rd(hif().CYCLES.address(0), 8), 10u);
+}
+
 TEST(HostInterface, CommandErrorsAreReported) {
   reset_device();
   auto expect = [](Opcode op, std::vector<uint32_t> args, CommandStatus want) {
