@@ -414,6 +414,17 @@ def gen_docs(t):
     for f in t.header:
         w(f"| `{f['name']}` | {t.field_bits(f)} | {f['doc']} |")
     w(f"\nHeader: {t.header_bits()} bits.\n")
+    w("## Programs and synchronisation\n")
+    w("A core's streams of one phase (run, load or send: docs/executable-format.md, section 5) form a "
+      "*program*, loaded and started by the firmware as a whole. Semaphores are the core's own and order "
+      "instructions within a program only: a load clears them, so no instruction waits for another "
+      "program's or another core's. Between the programs of a pipeline (docs/runtime.md, section 2.8), "
+      "the order of programs is the synchronisation: a stage's load program runs once, before any of its run "
+      "programs; its send program, whose DMAs write the next stage's DRAM through `next` endpoints, starts "
+      "after its run program has ended and only while the next stage runs nothing, so that stage's run "
+      "program reads only bytes a finished send wrote. The validator checks the parts that are in the "
+      "executable: one `end_of_program` per program, `next` endpoints only in send programs of stages "
+      "with a successor.\n")
     w("## Access pattern\n")
     w("On-chip operands (`ap` fields) address SBUF or PSUM. Element `(p, i0, i1, i2, i3)` lives in "
       "partition `part_start + p` at byte `offset + (i0*step0 + i1*step1 + i2*step2 + i3*step3) * size(dtype)`; "

@@ -28,6 +28,7 @@ struct Event {
   uint8_t engine;             // isa::Engine (links: 0)
   EventKind kind;
   uint64_t bytes = 0;         // links: bytes moved
+  uint8_t phase = 0;          // isa::Phase of the program the instruction is in (links: 0)
 };
 
 class Recorder {

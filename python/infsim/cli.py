@@ -37,7 +37,7 @@ def cmd_compile(a):
               f"estimate {st['estimate_cycles'] / 976.5625e3:.3f} ms, {st['weight_bytes']} bytes of weights "
               f"({st['streamed_weight_bytes']} streamed per run), sends {st['sent_bytes']} bytes")
     if isinstance(exe, _infsim.Executable):
-        n = sum(len(s[2]) for s in exe.streams)
+        n = sum(len(s[3]) for s in exe.all_streams)
         print(f"compiled {a.model} -> {a.output}: {len(report)} ops on the device, {n} instructions, "
               f"{len(exe.dma)} DMA descriptors, {meta['weight_bytes']} bytes of weights, "
               f"{meta['dram_bytes']} bytes of DRAM, {meta['compile_seconds']:.2f} s")
@@ -144,8 +144,9 @@ def _dump_executable(exe):
     for i in range(len(exe.dma)):
         print(f"  {i:5}: {exe.describe_dma(i)}")
     ops = exe.source_ops
-    for core, engine, lines, src in exe.streams:
-        print(f"core {core} {engine}: {len(lines)} instructions")
+    for core, phase, engine, lines, src in exe.all_streams:
+        program = "" if phase == "run" else f" ({phase} program)"  # a pipeline stage's load and send programs
+        print(f"core {core} {engine}{program}: {len(lines)} instructions")
         for i, (line, s) in enumerate(zip(lines, src)):
             print(f"  {i:5}: {line:100}  ; {ops[s]}")
 

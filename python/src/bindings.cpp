@@ -599,7 +599,8 @@ PYBIND11_MODULE(_infsim, m) {
               else
                 l.append(py::make_tuple(e.start_fs, e.end_fs, e.chip, e.core,
                                         isa::to_string(static_cast<isa::Engine>(e.engine)), e.pc,
-                                        e.kind == traces::EventKind::instruction ? "instruction" : "semaphore_wait"));
+                                        e.kind == traces::EventKind::instruction ? "instruction" : "semaphore_wait",
+                                        isa::to_string(static_cast<isa::Phase>(e.phase))));
             }
             py::dict tracks;  // name -> [(bin start fs, amount)]
             for (size_t i = 0; i < rec->tracks().size(); ++i) {
@@ -609,7 +610,7 @@ PYBIND11_MODULE(_infsim, m) {
             }
             return py::make_tuple(l, rec->dropped(), tracks, traces::Recorder::kBinFs);
           },
-          "Stops recording; returns ([(start_fs, end_fs, chip, core, engine, pc, kind)], events dropped, "
+          "Stops recording; returns ([(start_fs, end_fs, chip, core, engine, pc, kind, phase)], events dropped, "
           "{counter track: [(bin start fs, bytes)]}, bin width fs); a link transfer is (start_fs, end_fs, from, to, "
           "\"link\", bytes, \"link_transfer\").")
       .def("used_cores",

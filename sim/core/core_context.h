@@ -55,6 +55,7 @@ class CoreContext {
   // ---- trace recording (null: off) and the chip this core is on, for its events
   virtual traces::Recorder* recorder() const = 0;
   virtual uint32_t chip_index() const = 0;
+  virtual isa::Phase phase() const = 0;  // the loaded program's (run, load, send)
 
   // ---- completion and faults
   virtual void end_of_program(uint32_t code) = 0;

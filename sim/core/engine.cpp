@@ -111,7 +111,8 @@ void EngineBase::run_stream(uint64_t generation) {
           static_cast<uint64_t>((sc_core::sc_time_stamp() - t0) / period);
       if (auto* r = core_.recorder())
         r->record({t0.value(), sc_core::sc_time_stamp().value(), core_.chip_index(), core_.index(),
-                   static_cast<uint32_t>(pc_), static_cast<uint8_t>(id_), traces::EventKind::semaphore_wait});
+                   static_cast<uint32_t>(pc_), static_cast<uint8_t>(id_), traces::EventKind::semaphore_wait, 0,
+                   static_cast<uint8_t>(core_.phase())});
     }
     if (core_.faulted()) return;
     // Instructions issue on this engine's clock edges.
@@ -148,7 +149,7 @@ void EngineBase::run_stream(uint64_t generation) {
     last_completion_ = done;
     if (auto* r = core_.recorder())
       r->record({issued.value(), done.value(), core_.chip_index(), core_.index(), static_cast<uint32_t>(pc_),
-                 static_cast<uint8_t>(id_), traces::EventKind::instruction});
+                 static_cast<uint8_t>(id_), traces::EventKind::instruction, 0, static_cast<uint8_t>(core_.phase())});
     if (h.signal != isa::kNoSemaphore) core_.signal(h.signal, done - sc_core::sc_time_stamp());
   }
 }

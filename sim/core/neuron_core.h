@@ -39,7 +39,7 @@ class NeuronCore : public sc_core::sc_module, public CoreContext {
   void load(const isa::Executable& exe, uint32_t image_core, uint64_t image_id = 0,
             isa::Phase phase = isa::Phase::run);
   uint32_t image_core() const override { return image_core_; }
-  isa::Phase phase() const { return phase_; }
+  isa::Phase phase() const override { return phase_; }
   // Where the `next` DMA endpoints of a pipeline stage point: the absolute
   // DRAM address (this chip's) or fabric address (another chip's) of the
   // next stage's core's slice; unset: not connected.

@@ -183,8 +183,12 @@ def test_pipeline_across_chips_link_bytes_are_the_boundary_activations(tmp_path,
     exe = runtime.load(str(tmp_path / "p4.infx"))
     sent = [s["sent_bytes"] for s in runtime.metadata(exe)["pipeline"]]
     run_cli("bench", tmp_path / "p4.infx", "--instance", "inf1.6xlarge", "--cores", "2-5", "--n-models", "1",
-            "--requests", "10", "--json", tmp_path / "r.json")
+            "--requests", "10", "--json", tmp_path / "r.json", "--profile", tmp_path / "t.json")
     row = json.loads((tmp_path / "r.json").read_text())[0]
+    # The profile names a send program's instructions from that program (its DMAs), not the run program's.
+    sends = [e for e in json.loads((tmp_path / "t.json").read_text())["traceEvents"]
+             if e["ph"] == "X" and e.get("args", {}).get("program") == "send"]
+    assert sends and {e["name"] for e in sends if e["cat"] == "instruction"} <= {"dma_copy", "end_of_program", "nop"}
     assert row["pipeline_size"] == 4 and row["workers_per_model"] == 5 and row["failed"] == 0
     issued = 10 + 5  # counted + warm-up
     links = row["counters"]["link"]

@@ -33,12 +33,13 @@ def chrome_trace(events, dropped, placements, period_fs, cores_per_chip, records
     tracks, bin_fs: stop_trace()'s counter tracks (DRAM bytes per bin)."""
     code = {}  # (chip, core, engine) -> (opcode per pc, source op per pc)
     for (chip, core), (exe, image_core) in placements.items():
-        for c, engine, lines, ops in exe.streams:
+        for c, phase, engine, lines, ops in exe.all_streams:
             if c == image_core:
-                code[(chip, core, engine)] = ([ln.split()[0] for ln in lines], [exe.source_ops[o] for o in ops])
+                code[(chip, core, phase, engine)] = ([ln.split()[0] for ln in lines],
+                                                     [exe.source_ops[o] for o in ops])
     out, seen = [], set()
     links = -2  # the process of the link lanes: a thread per direction
-    for start, end, chip, core, engine, pc, kind in events:
+    for start, end, chip, core, engine, pc, kind, *phase in events:  # (a link transfer has no phase)
         if kind == "link_transfer":
             name = f"link.{chip}-{core}"
             if links not in seen:
@@ -60,9 +61,10 @@ def chrome_trace(events, dropped, placements, period_fs, cores_per_chip, records
         if (pid, tid) not in seen:
             seen.add((pid, tid))
             out.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": tid, "args": {"name": engine}})
-        ops, srcs = code.get((chip, core, engine), ([], []))
+        ops, srcs = code.get((chip, core, phase[0], engine), ([], []))
         ev = {"ph": "X", "pid": pid, "tid": tid, "ts": start / 1e9, "dur": (end - start) / 1e9,
-              "args": {"pc": pc, "start_cycle": round(start / period_fs), "end_cycle": round(end / period_fs)}}
+              "args": {"pc": pc, "program": phase[0], "start_cycle": round(start / period_fs),
+                       "end_cycle": round(end / period_fs)}}
         if pc < len(srcs):
             ev["args"]["source_op"] = srcs[pc]
         if kind == "instruction":
