@@ -396,12 +396,13 @@ class Host : public sc_core::sc_module {
               const std::string& msg) {
     const bool answered = st == Status::success || st == Status::numerical_error;
     const Request& q = *group[0];
+    const std::vector<uint64_t> stage_cycles = q.r.stage_cycles;  // (finishing q may move its record away)
     for (size_t i = 0; i < group.size(); ++i) {
       Request& r = *group[i];
       r.r.replica = index;
       if (i) {
         r.r.start_s = q.r.start_s, r.r.input_done_s = q.r.input_done_s, r.r.device_done_s = q.r.device_done_s;
-        r.r.device_cycles = q.r.device_cycles, r.r.host_s = q.r.host_s, r.r.stage_cycles = q.r.stage_cycles;
+        r.r.device_cycles = q.r.device_cycles, r.r.host_s = q.r.host_s, r.r.stage_cycles = stage_cycles;
       }
       if (answered && r.keep_outputs)
         for (const auto& name : m.spec->outputs) {

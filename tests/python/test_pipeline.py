@@ -254,3 +254,28 @@ def test_a_pipeline_answers_sooner_than_replicas_on_the_same_cores(bert2):
         lat = sorted(r["end_s"] - r["arrival_s"] for r in w["results"])
         p50[p] = lat[len(lat) // 2]
     assert p50[4] < p50[1], p50
+
+
+def test_a_pipeline_batches_requests_on_the_server():
+    """A pipeline compiled at batch 4, loaded with server-side batching: six
+    one-row requests run as two batches through both stages, each row as the
+    one-core build computes it."""
+    torch.manual_seed(1)
+    net = torch.nn.Sequential(torch.nn.Linear(128, 256), torch.nn.ReLU(), torch.nn.Linear(256, 64))
+    proto, _ = to_onnx(net, (torch.randn(4, 128),))
+    name = proto.graph.input[0].name
+    rows = np.random.default_rng(5).standard_normal((8, 128)).astype(np.float32)
+    one, _ = runtime.run(compile_model(proto), {name: rows[:4]})
+    rt = runtime.Runtime("inf1.xlarge")
+    m = rt.load(compile_model(proto, pipeline_cores=2), replicas=1, max_delay_s=50e-6)
+    try:
+        assert m.batch == 4
+        futs = m.submit_all([{name: rows[i:i + 1]} for i in range(6)])
+        outs = [first_output(f.result()) for f in futs]
+        recs = [f.record() for f in futs]
+    finally:
+        m.unload()
+    for i in range(4):
+        np.testing.assert_array_equal(outs[i][0], first_output(one)[i])
+    assert len({r["device_done_s"] for r in recs[:4]}) == 1 and len({r["device_done_s"] for r in recs[4:]}) == 1
+    assert all(len(r["stage_cycles"]) == 2 for r in recs), [r["stage_cycles"] for r in recs]
