@@ -261,9 +261,10 @@ def build_parser():
     i.add_argument("--instance", help="with --instance-params: an instance type or file")
     i.set_defaults(fn=cmd_info)
 
-    from .tools import bench, monitor
+    from .tools import bench, monitor, top
     bench.add_parser(sub)
     monitor.add_parser(sub)
+    top.add_parser(sub)
 
     ac = sub.add_parser("accuracy", help="reference models vs PyTorch FP32: errors and cosine per model and dtype")
     ac.add_argument("--models", help="comma-separated (default: all)")
