@@ -8,7 +8,8 @@ cd "$(dirname "$(readlink -f "$0")")"
 PACKAGES=(cmake ninja-build g++ pkg-config python3-dev
   libsystemc-dev libboost-dev libfmt-dev libgtest-dev libyaml-cpp-dev nlohmann-json3-dev pybind11-dev
   python3-numpy python3-torch python3-onnx python3-pytest python3-yaml python3-rich python3-tqdm
-  python3-prometheus-client python3-matplotlib tmux)  # monitor --prometheus; plots; the pty test of infsim top
+  python3-prometheus-client python3-matplotlib tmux chromium)
+# (prometheus-client: monitor --prometheus; matplotlib: plots; tmux, chromium: the tests of top and of the report)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

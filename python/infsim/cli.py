@@ -95,6 +95,9 @@ def cmd_run(a):
         trace = profile.chrome_trace(events, dropped, {(0, c): (exe, c) for c in range(exe.num_cores)}, period_fs,
                                      int(cfg["cores"]), tracks=tracks, bin_fs=bin_fs)
         profile.write(a.profile, trace)
+        if getattr(a, "plot", None):
+            from .tools import plots
+            plots.utilisation_plot(trace, a.plot)
         if getattr(a, "summary", False):
             s = profile.summary(trace, stats)
             profile.print_summary(s)
@@ -108,7 +111,7 @@ def cmd_run(a):
             json.dump(stats, f, indent=1, sort_keys=True)
     where = f"outputs -> {a.outputs}" if a.outputs and not a.timing_only else "no outputs written"
     print(f"ran {a.model}: {stats['total_cycles']} cycles, {stats['simulated_seconds'] * 1e6:.3f} us simulated; {where}"
-          + (f"; trace -> {a.profile}" if a.profile else ""))
+          + (f"; trace -> {a.profile}" if a.profile else "") + (f"; plot -> {a.plot}" if getattr(a, "plot", None) else ""))
     return 0
 
 
@@ -246,6 +249,7 @@ def build_parser():
     pr.add_argument("--config", help="chip configuration instead of the one compiled for")
     pr.add_argument("--timing-only", action="store_true")
     pr.add_argument("--profile-limit", type=int, default=1000000)
+    pr.add_argument("--plot", metavar="PNG", help="write per-engine utilisation over time as a PNG (matplotlib)")
     pr.set_defaults(fn=cmd_run, summary=True)
 
     o = sub.add_parser("objdump", help="print an executable's header, tensors, descriptors and disassembly")

@@ -272,6 +272,14 @@ def main(args):
                                      "host_link_out_ms": (r["end_s"] - r["device_done_s"]) * 1e3,
                                      "latency_ms": (r["end_s"] - r["arrival_s"]) * 1e3})
     print_table(rows)
+    if args.plot or args.html:
+        from . import plots  # (matplotlib loads only here)
+        title = f"{name} on {rt.instance}"
+        if args.plot:
+            for path in plots.bench_plots(rows, args.plot, title):
+                print(f"plot -> {path}")
+        if args.html:
+            print(f"report -> {plots.bench_html(rows, args.html, title)}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
@@ -317,6 +325,8 @@ def add_parser(sub):
     b.add_argument("--json", help="write the rows (a list) as JSON")
     b.add_argument("--csv", help="write the rows as CSV")
     b.add_argument("--requests-csv", help="one row per request: queue, host link in, device, host link out")
+    b.add_argument("--plot", metavar="DIR", help="write PNGs (matplotlib): throughput, p50/p99 latency, cost per 1M")
+    b.add_argument("--html", metavar="REPORT.html", help="write one self-contained page: the table and the plots")
     b.set_defaults(fn=lambda a: _checked(a))
     return b
 
