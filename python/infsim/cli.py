@@ -77,23 +77,15 @@ def _load_npz(path):
 
 def cmd_run(a):
     exe = runtime.load(a.model)
-    rt = None
     if a.profile:
-        if not isinstance(exe, _infsim.Executable):
-            raise runtime.RunError("--profile of a model with host steps is not supported yet")
-        config = a.config or runtime.metadata(exe).get("target", "inf1")
-        rt = _infsim.Runtime.get(a.instance, config)
-        rt.start_trace(a.profile_limit)
-    outputs, stats = runtime.run(exe, _load_npz(a.inputs), instance=a.instance, config=a.config,
-                                 timing_only=a.timing_only)
-    stats["timing_only"] = a.timing_only
-    if rt is not None:
         from .tools import profile
-        events, dropped, tracks, bin_fs = rt.stop_trace()
-        cfg = _infsim.config(config)
-        period_fs = 1e9 / float(cfg["tensor_clock_mhz"])
-        trace = profile.chrome_trace(events, dropped, {(0, c): (exe, c) for c in range(exe.num_cores)}, period_fs,
-                                     int(cfg["cores"]), tracks=tracks, bin_fs=bin_fs)
+        outputs, stats, trace = profile.profile_run(exe, _load_npz(a.inputs), a.instance, a.config, a.timing_only,
+                                                    a.profile_limit)
+    else:
+        outputs, stats = runtime.run(exe, _load_npz(a.inputs), instance=a.instance, config=a.config,
+                                     timing_only=a.timing_only)
+    stats["timing_only"] = a.timing_only
+    if a.profile:
         profile.write(a.profile, trace)
         if getattr(a, "plot", None):
             from .tools import plots

@@ -97,6 +97,22 @@ def chrome_trace(events, dropped, placements, period_fs, cores_per_chip, records
             "otherData": {"events_dropped": dropped, "source": "infsim (simulated time)"}}
 
 
+def profile_run(exe, inputs, instance="inf1.xlarge", config=None, timing_only=False, limit=1000000):
+    """One run of `exe` with its timeline recorded: (outputs, stats, trace)."""
+    from .. import _infsim, runtime
+    if not isinstance(exe, _infsim.Executable):
+        raise runtime.RunError("--profile of a model with host steps is not supported yet")
+    config = config or runtime.metadata(exe).get("target", "inf1")
+    rt = _infsim.Runtime.get(instance, config)
+    rt.start_trace(limit)
+    outputs, stats = runtime.run(exe, inputs, instance=instance, config=config, timing_only=timing_only)
+    events, dropped, tracks, bin_fs = rt.stop_trace()
+    cfg = _infsim.config(config)
+    trace = chrome_trace(events, dropped, {(0, c): (exe, c) for c in range(exe.num_cores)},
+                         1e9 / float(cfg["tensor_clock_mhz"]), int(cfg["cores"]), tracks=tracks, bin_fs=bin_fs)
+    return outputs, stats, trace
+
+
 def write(path, trace):
     with open(path, "w") as f:
         json.dump(trace, f)
